@@ -1,0 +1,25 @@
+# coop-bench: config -> toy/real datasets -> few-shot manifests -> feature caches -> runs -> tables -> figures.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/runs.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        "results/tables/fewshot.csv",
+        "figures/fig3_fewshot.png",
+    default_target: True

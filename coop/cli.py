@@ -1,0 +1,182 @@
+"""`coop` command line: run | data | features | report | list."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _add_backbone(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", default="toy-rn", help="label used in result paths (default: toy-rn)")
+    p.add_argument("--model", default=None, help="open_clip model name (default: the backbone label)")
+    p.add_argument("--pretrained", default="random",
+                   help="open_clip tag (e.g. openai), a local checkpoint path, or 'random' (seeded init)")
+    p.add_argument("--init-seed", type=int, default=0, help="seed of random weights (pretrained=random)")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+
+
+def cmd_run(a: argparse.Namespace) -> None:
+    from coop.config import parse_sets
+    from coop.experiment import run_experiment
+
+    run_experiment(
+        dataset=a.dataset, method=a.method, shots=a.shots, seed=a.seed, backbone=a.backbone, model=a.model,
+        pretrained=a.pretrained, variant=a.variant, params=parse_sets(a.set), data_root=a.data_root,
+        cache_dir=a.cache_dir, device=a.device, init_seed=a.init_seed, out=a.out,
+    )
+
+
+def cmd_data_toy(a: argparse.Namespace) -> None:
+    from coop.data.toyworld import generate
+
+    path = generate(a.dataset, a.root, n_train=a.n_train, n_val=a.n_val, n_test=a.n_test,
+                    image_size=a.image_size, seed=a.seed)
+    print(f"wrote {path}")
+
+
+def cmd_data_sample(a: argparse.Namespace) -> None:
+    from coop.data.datasets import get_dataset, read_split
+    from coop.data.fewshot import make_manifest, write_manifest
+
+    split = read_split(a.root, get_dataset(a.dataset))
+    manifest = make_manifest(a.dataset, split, a.shots, a.seed, strict=not a.allow_fewer)
+    write_manifest(a.out, manifest)
+    print(f"wrote {a.out}: {len(manifest['train'])} train, {len(manifest['val'])} val images")
+
+
+def cmd_features(a: argparse.Namespace) -> None:
+    from coop.data.datasets import get_dataset, read_split
+    from coop.data.fewshot import manifest_items, read_manifest
+    from coop.experiment import cache_keys, compute_features
+    from coop.features import save_features
+    from coop.models.clip import load_clip
+    from coop.provenance import default_device
+
+    spec = get_dataset(a.dataset)
+    if a.part == "fewshot":
+        if not a.manifest:
+            raise SystemExit("error: --part fewshot needs --manifest files")
+        seen: dict[str, object] = {}
+        for m in a.manifest:
+            man = read_manifest(m)
+            for it in manifest_items(man, "train") + manifest_items(man, "val"):
+                seen.setdefault(it.path, it)
+        items = [seen[p] for p in sorted(seen)]
+    else:
+        items = getattr(read_split(a.root, spec), a.part)
+    device = a.device or default_device()
+    clip = load_clip(a.model or a.backbone, a.pretrained, device=device, init_seed=a.init_seed)
+    feats = compute_features(clip, a.dataset, items, a.root, device)
+    save_features(a.out, feats, items, cache_keys(a.dataset, a.backbone, clip.name, clip.pretrained, a.part))
+    print(f"wrote {a.out}: {feats.shape[0]} x {feats.shape[1]} features")
+
+
+def cmd_report_table(a: argparse.Namespace) -> None:
+    from coop.report.tables import aggregate
+
+    table = aggregate(a.metrics, a.out)
+    print(f"wrote {a.out}: {len(table)} rows from {len(a.metrics)} runs")
+
+
+def cmd_report_fig3(a: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from coop.report.figures import plot_fewshot
+
+    plot_fewshot(pd.read_csv(a.table), a.png, a.pdf, backbone=a.backbone)
+    print(f"wrote {a.png}")
+
+
+def cmd_list(a: argparse.Namespace) -> None:
+    from coop.data.datasets import DATASETS
+    from coop.methods.registry import METHODS
+
+    print("datasets:", ", ".join(DATASETS))
+    for m in METHODS.values():
+        print(f"method {m.name}: {m.description}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coop", description="CoOp benchmark pipeline")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="one run: dataset x backbone x method x shots x seed -> metrics.json")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--shots", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variant", default="default", help="name of this parameter set (recorded)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method parameter")
+    p.add_argument("--data-root", default="data")
+    p.add_argument("--cache-dir", default="results", help="where manifests and feature caches live")
+    p.add_argument("--out", required=True, help="output folder for metrics.json")
+    _add_backbone(p)
+    p.set_defaults(func=cmd_run)
+
+    data = sub.add_parser("data", help="datasets: generate the toy world, sample few-shot subsets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser("toy", help="generate one toy dataset on disk")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--root", default="data")
+    p.add_argument("--n-train", type=int, default=24, help="train images per class")
+    p.add_argument("--n-val", type=int, default=8)
+    p.add_argument("--n-test", type=int, default=40)
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_data_toy)
+    p = dsub.add_parser("sample", help="write the few-shot manifest of dataset x shots x seed")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--shots", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--root", default="data")
+    p.add_argument("--out", required=True)
+    p.add_argument("--allow-fewer", action="store_true", help="take all images of classes with fewer shots")
+    p.set_defaults(func=cmd_data_sample)
+
+    p = sub.add_parser("features", help="cache image features of a split (test transform)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--part", default="test", choices=["train", "val", "test", "fewshot"])
+    p.add_argument("--manifest", nargs="*", default=[], help="with --part fewshot: the manifests to cover")
+    p.add_argument("--root", default="data")
+    p.add_argument("--out", required=True)
+    _add_backbone(p)
+    p.set_defaults(func=cmd_features)
+
+    report = sub.add_parser("report", help="tables and figures")
+    rsub = report.add_subparsers(dest="report_command", required=True)
+    p = rsub.add_parser("table", help="aggregate metrics.json files into the few-shot table")
+    p.add_argument("--out", required=True)
+    p.add_argument("metrics", nargs="+")
+    p.set_defaults(func=cmd_report_table)
+    p = rsub.add_parser("fig3", help="plot the few-shot curves like the paper's Figure 3")
+    p.add_argument("--table", required=True)
+    p.add_argument("--png", required=True)
+    p.add_argument("--pdf", default=None)
+    p.add_argument("--backbone", default=None)
+    p.set_defaults(func=cmd_report_fig3)
+
+    p = sub.add_parser("list", help="known datasets and methods")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        # Before torch is imported: OpenMP reads these once.
+        os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+        os.environ.setdefault("MKL_NUM_THREADS", str(args.threads))
+    from coop.errors import user_errors
+
+    try:
+        args.func(args)
+    except user_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The few-shot sampler of the official protocol and the manifest that every method reads."""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+from coop.data.datasets import DatasetError, Item, Split
+from coop.io import read_json, write_json
+
+
+def _group_by_label(items: list[Item]) -> dict[int, list[Item]]:
+    groups: dict[int, list[Item]] = {}  # dicts keep the order of first appearance
+    for it in items:
+        groups.setdefault(it.label, []).append(it)
+    return groups
+
+
+def _sample(items: list[Item], k: int, rng: random.Random) -> list[Item]:
+    out: list[Item] = []
+    for group in _group_by_label(items).values():
+        out.extend(rng.sample(group, k) if len(group) >= k else group)
+    return out
+
+
+def sample_fewshot(split: Split, shots: int, seed: int, strict: bool = True) -> tuple[list[Item], list[Item]]:
+    """Return (train, val) subsets: `shots` per class from train, then min(shots, 4) from val.
+
+    Python's `random` seeded with `seed`; one stream for train then val (PROTOCOL.md). With `strict`, a
+    class with fewer than `shots` training images is an error rather than silently fewer shots.
+    """
+    if shots < 1:
+        raise ValueError(f"shots must be >= 1, got {shots}")
+    if strict:
+        short = {g[0].classname: len(g) for g in _group_by_label(split.train).values() if len(g) < shots}
+        if short:
+            some = ", ".join(f"{n!r} has {c}" for n, c in list(short.items())[:5])
+            raise DatasetError(
+                f"{len(short)} classes have fewer than {shots} training images ({some}). Use fewer shots, "
+                "or set fewshot.strict: false to take all images of such classes."
+            )
+    rng = random.Random()
+    rng.seed(seed)
+    train = _sample(split.train, shots, rng)
+    val = _sample(split.val, min(shots, 4), rng)
+    return train, val
+
+
+def items_hash(items: list[Item]) -> str:
+    """A content hash of an item list (paths, labels and names), order-sensitive."""
+    blob = json.dumps([[it.path, it.label, it.classname] for it in items]).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def make_manifest(dataset: str, split: Split, shots: int, seed: int, strict: bool = True) -> dict:
+    train, val = sample_fewshot(split, shots, seed, strict)
+    manifest = {
+        "dataset": dataset,
+        "shots": shots,
+        "seed": seed,
+        "classnames": split.classnames,
+        "train": [[it.path, it.label, it.classname] for it in train],
+        "val": [[it.path, it.label, it.classname] for it in val],
+    }
+    manifest["hash"] = items_hash(train + val)
+    return manifest
+
+
+def write_manifest(path: str | Path, manifest: dict) -> None:
+    write_json(path, manifest)
+
+
+def read_manifest(path: str | Path) -> dict:
+    m = read_json(path)
+    missing = {"dataset", "shots", "seed", "classnames", "train", "val", "hash"} - set(m)
+    if missing:
+        raise DatasetError(f"Manifest {path} lacks {sorted(missing)}; delete it and rerun to resample.")
+    items = manifest_items(m, "train") + manifest_items(m, "val")
+    if items_hash(items) != m["hash"]:
+        raise DatasetError(f"Manifest {path} does not match its content hash; delete it and rerun.")
+    return m
+
+
+def manifest_items(manifest: dict, part: str) -> list[Item]:
+    return [Item(p, int(lbl), name) for p, lbl, name in manifest[part]]

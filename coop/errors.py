@@ -1,0 +1,18 @@
+"""The errors that mean "bad input": the CLI prints their message (what is wrong, how to fix it) and exits 2."""
+from __future__ import annotations
+
+import sys
+
+from coop.data.datasets import DatasetError
+from coop.features import CacheError
+from coop.methods.registry import MethodError
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Evaluated when an error is caught, so torch-backed modules are only consulted if already imported."""
+    errors: list[type[BaseException]] = [DatasetError, CacheError, MethodError]
+    if "coop.models.clip" in sys.modules:
+        errors.append(sys.modules["coop.models.clip"].BackboneError)
+    if "coop.train" in sys.modules:
+        errors.append(sys.modules["coop.train"].NonFiniteLossError)
+    return tuple(errors)

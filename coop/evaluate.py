@@ -1,0 +1,27 @@
+"""Metrics and classification from cached features (text features computed once per evaluation)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True).clip(min=1e-12)
+
+
+def cosine_logits(image_features: np.ndarray, text_features: np.ndarray, scale: float = 100.0) -> np.ndarray:
+    """scale * normalize(images) @ normalize(texts).T, CLIP's classifier."""
+    return scale * l2_normalize(image_features.astype(np.float32)) @ l2_normalize(text_features.astype(np.float32)).T
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Top-1 accuracy and macro F1 over the labels present in `labels`, both in percent."""
+    from sklearn.metrics import f1_score
+
+    labels = np.asarray(labels)
+    pred = np.asarray(logits).argmax(axis=1)
+    present = np.unique(labels)
+    return {
+        "accuracy": round(float((pred == labels).mean() * 100), 4),
+        "macro_f1": round(float(f1_score(labels, pred, labels=present, average="macro", zero_division=0) * 100), 4),
+        "n_test": int(len(labels)),
+    }

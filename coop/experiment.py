@@ -1,0 +1,127 @@
+"""One run: dataset x backbone x method variant x shots x seed -> metrics.json (+ learned parameters).
+
+Inputs come from the caches that the workflow builds (manifest, feature files); a run started by hand
+builds whatever is missing, so every method also runs alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from coop.config import build_config
+from coop.data.datasets import get_dataset, image_root, read_split
+from coop.data.fewshot import make_manifest, manifest_items, read_manifest, write_manifest
+from coop.features import Features, load_features, save_features
+from coop.io import atomic_path, write_json
+from coop.methods.base import RunContext
+from coop.methods.registry import MethodError, create_method, get_method, method_config_class
+from coop.provenance import default_device, git_commit, peak_memory_mb, versions
+
+
+def manifest_path(cache_dir: str | Path, dataset: str, shots: int, seed: int) -> Path:
+    return Path(cache_dir) / "fewshot" / dataset / f"shots{shots}_seed{seed}.json"
+
+
+def features_path(cache_dir: str | Path, dataset: str, backbone: str, part: str) -> Path:
+    return Path(cache_dir) / "features" / dataset / backbone / f"{part}.safetensors"
+
+
+def cache_keys(dataset: str, backbone: str, model: str, pretrained: str, part: str) -> dict[str, str]:
+    """The keys a feature cache must match: split, transform and weights included."""
+    pretrained = "random" if pretrained in ("random", "none", "", None) else str(pretrained)
+    return {"dataset": dataset, "part": part, "backbone": backbone, "model": model, "pretrained": pretrained,
+            "transform": "test"}
+
+
+def compute_features(clip, dataset: str, items, data_root: str | Path, device: str):
+    """Test-transform image features of `items` as a float32 numpy array."""
+    from coop.features import extract_features
+
+    return extract_features(clip, items, image_root(data_root, get_dataset(dataset)), device=device).numpy()
+
+
+def run_experiment(
+    *, dataset: str, method: str, shots: int, seed: int, backbone: str, out: str | Path,
+    model: str | None = None, pretrained: str = "random", variant: str = "default",
+    params: dict[str, Any] | None = None, data_root: str | Path = "data", cache_dir: str | Path = "results",
+    device: str | None = None, init_seed: int = 0, log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    start = time.time()
+    spec = get_dataset(dataset)
+    info = get_method(method)
+    cfg = build_config(method_config_class(method), params or {})
+    model = model or backbone
+    if info.few_shot and shots < 1:
+        raise MethodError(f"{method} trains on few-shot data: give --shots >= 1.")
+    if not info.few_shot and (shots, seed) != (0, 0):
+        raise MethodError(f"{method} uses no training data: run it with --shots 0 --seed 0.")
+    split = read_split(data_root, spec)
+    manifest = None
+    if info.few_shot:
+        mpath = manifest_path(cache_dir, dataset, shots, seed)
+        if not mpath.exists():
+            write_manifest(mpath, make_manifest(dataset, split, shots, seed))
+        manifest = read_manifest(mpath)
+
+    state: dict[str, Any] = {"device": device}
+
+    def load() -> Any:
+        # Torch is imported only here: methods that read cached features alone (linear probe) start fast.
+        if "clip" not in state:
+            from coop.models.clip import load_clip
+
+            state["device"] = state["device"] or default_device()
+            state["clip"] = load_clip(model, pretrained, device=state["device"], init_seed=init_seed)
+        return state["clip"]
+
+    def cached(part: str, items) -> Features:
+        path = features_path(cache_dir, dataset, backbone, part)
+        keys = cache_keys(dataset, backbone, model, pretrained, part)
+        if path.exists():
+            return load_features(path, **keys)
+        feats = compute_features(load(), dataset, items, data_root, state["device"])
+        if part == "test":  # complete by definition, so safe to share; a partial few-shot pool is not
+            save_features(path, feats, items, keys)
+        return Features(feats, _labels(items), [it.path for it in items], keys)
+
+    test = cached("test", split.test)
+    pool = (manifest_items(manifest, "train") + manifest_items(manifest, "val")) if manifest else []
+    ctx = RunContext(
+        spec=spec, classnames=split.classnames, image_root=image_root(data_root, spec), shots=shots, seed=seed,
+        manifest=manifest, test=test, load_clip=load, load_fewshot=lambda: cached("fewshot", pool), log=log,
+    )
+    log(f"{method}/{variant} on {dataset} with {backbone} ({pretrained}), shots={shots} seed={seed}")
+    result = create_method(method)(ctx, cfg)
+
+    from coop.evaluate import classification_metrics
+
+    metrics = classification_metrics(result.logits, test.labels)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, tensors in result.artifacts.items():
+        from safetensors.numpy import save_file
+
+        with atomic_path(out / name) as tmp:
+            save_file(tensors, str(tmp), metadata={"dataset": dataset, "backbone": backbone, "method": method,
+                                                    "variant": variant, "shots": str(shots), "seed": str(seed)})
+    record = {
+        "dataset": dataset, "backbone": backbone, "model": model, "pretrained": pretrained,
+        "method": method, "variant": variant, "shots": shots, "seed": seed,
+        **metrics, "n_classes": len(split.classnames),
+        "params": dataclasses.asdict(cfg), **{k: v for k, v in result.info.items()},
+        "manifest_hash": manifest["hash"] if manifest else None,
+        "test_items_hash": test.meta.get("items_hash"),
+        "device": state["device"] or "cpu", "versions": versions(), "git_commit": git_commit(),
+        "wall_seconds": round(time.time() - start, 3), "peak_memory": peak_memory_mb(),
+    }
+    write_json(out / "metrics.json", record)  # written last: its presence means the run is complete
+    log(f"accuracy {metrics['accuracy']:.2f}%  macro F1 {metrics['macro_f1']:.2f}%  ({record['wall_seconds']:.1f} s)")
+    return record
+
+
+def _labels(items):
+    import numpy as np
+
+    return np.array([it.label for it in items], dtype=np.int64)

@@ -1,0 +1,91 @@
+"""The image-feature cache: features of a dataset split x backbone with the test transform, computed once.
+
+Each file is a safetensors file (no pickle) whose metadata names the dataset, split, backbone, pretrained
+weights, transform and a hash of the item list; `load_features` refuses a file whose keys do not match, so
+features of different splits, transforms or backbones never mix. Reading needs numpy only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from coop.data.datasets import Item
+from coop.data.fewshot import items_hash
+from coop.io import atomic_path
+
+
+class CacheError(ValueError):
+    """A feature cache that does not match what the caller expects."""
+
+
+@dataclass
+class Features:
+    features: np.ndarray   # (N, D) float32, unnormalised
+    labels: np.ndarray     # (N,) int64
+    paths: list[str]
+    meta: dict[str, str]
+
+    def select(self, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows for `items` (by relative path), in their order."""
+        index = {p: i for i, p in enumerate(self.paths)}
+        missing = [it.path for it in items if it.path not in index]
+        if missing:
+            raise CacheError(f"{len(missing)} images are not in the feature cache (e.g. {missing[0]}); "
+                             "rerun the feature rule.")
+        rows = [index[it.path] for it in items]
+        return self.features[rows], np.array([it.label for it in items], dtype=np.int64)
+
+
+def save_features(path: str | Path, feats, items: list[Item], meta: dict[str, str]) -> None:
+    from safetensors.numpy import save_file
+
+    meta = {**{k: str(v) for k, v in meta.items()}, "items_hash": items_hash(items), "n": str(len(items))}
+    meta["paths"] = "\n".join(it.path for it in items)
+    arrays = {
+        "features": np.ascontiguousarray(np.asarray(feats, dtype=np.float32)),
+        "labels": np.array([it.label for it in items], dtype=np.int64),
+    }
+    with atomic_path(path) as tmp:
+        save_file(arrays, str(tmp), metadata=meta)
+
+
+def load_features(path: str | Path, **expect: str) -> Features:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CacheError(f"Feature cache not found: {path}. Run `coop features` or the workflow's feature rule.")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = dict(f.metadata() or {})
+            feats, labels = f.get_tensor("features"), f.get_tensor("labels")
+    except Exception as e:  # safetensors raises several types for corrupt files
+        raise CacheError(f"Unreadable feature cache {path} ({e}); delete it and rerun.") from None
+    for key, value in expect.items():
+        if meta.get(key) != str(value):
+            raise CacheError(f"Feature cache {path} has {key}={meta.get(key)!r}, expected {value!r}; "
+                             "delete it and rerun.")
+    paths = meta.pop("paths").split("\n") if meta.get("paths") else []
+    return Features(feats, labels, paths, meta)
+
+
+def extract_features(clip, items: list[Item], image_root: str | Path, batch_size: int = 100,
+                     device: str = "cpu", num_workers: int = 0):
+    """Encode images with the test transform (image encoder in eval mode): a (N, D) float32 tensor."""
+    import torch
+
+    from coop.data.images import ImageDataset
+    from coop.models.transforms import test_transform
+
+    ds = ImageDataset(image_root, items, test_transform(clip.image_size))
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    clip.model.eval()
+    out = []
+    with torch.no_grad():
+        for x, _ in loader:
+            out.append(clip.model.encode_image(x.to(device)).float().cpu())
+    if not out:
+        return torch.zeros(0, clip.model.text_projection.shape[-1])
+    return torch.cat(out)

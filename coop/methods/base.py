@@ -1,0 +1,57 @@
+"""What a method receives (RunContext) and returns (MethodResult)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from coop.data.datasets import DatasetSpec, Item
+from coop.data.fewshot import manifest_items
+from coop.features import Features
+
+
+@dataclass
+class RunContext:
+    spec: DatasetSpec
+    classnames: list[str]
+    image_root: Path           # split paths are relative to this folder
+    shots: int
+    seed: int
+    manifest: dict | None      # the few-shot subset (None for zero-shot methods)
+    test: Features             # cached test features of this backbone
+    load_clip: Callable[[], Any]          # -> coop.models.Clip, loaded on first use
+    load_fewshot: Callable[[], Features]  # -> cached features of the few-shot images
+    log: Callable[[str], None] = print
+    _clip: Any = field(default=None, repr=False)
+    _fewshot: Features | None = field(default=None, repr=False)
+
+    @property
+    def clip(self):
+        if self._clip is None:
+            self._clip = self.load_clip()
+        return self._clip
+
+    @property
+    def device(self) -> str:
+        """The device CLIP was loaded on (loads it)."""
+        return str(self.clip.model.logit_scale.device)
+
+    @property
+    def fewshot(self) -> Features:
+        if self._fewshot is None:
+            self._fewshot = self.load_fewshot()
+        return self._fewshot
+
+    def items(self, part: str) -> list[Item]:
+        if self.manifest is None:
+            raise ValueError("this method needs a few-shot manifest (shots >= 1)")
+        return manifest_items(self.manifest, part)
+
+
+@dataclass
+class MethodResult:
+    logits: np.ndarray                                          # (n_test, n_classes)
+    info: dict[str, Any] = field(default_factory=dict)          # extra fields for metrics.json
+    artifacts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # file name -> tensors

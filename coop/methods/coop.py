@@ -1,0 +1,150 @@
+"""CoOp: learn the prompt's context vectors with CLIP frozen (Zhou et al., IJCV 2022)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from coop.data.images import ImageDataset
+from coop.evaluate import cosine_logits
+from coop.methods.base import MethodResult, RunContext
+from coop.methods.registry import MethodError
+from coop.models.text import TextEncoder, tokenize
+from coop.models.transforms import train_transform
+from coop.train import PRECISIONS, TrainConfig, epochs_for_shots, fit
+
+POSITIONS = ("end", "middle", "front")
+
+
+@dataclass
+class CoOpConfig:
+    n_ctx: int = 16                    # context length M (ignored with word init: M = number of init tokens)
+    csc: bool = False                  # class-specific context
+    class_token_position: str = "end"  # end | middle | front
+    init: str | None = None            # None = random N(0, 0.02); else words, e.g. "a photo of a"
+    precision: str = "fp32"            # fp32 | amp | fp16 (the official default)
+    epochs: int | None = None          # None = by shots (PROTOCOL.md)
+    batch_size: int = 32
+    lr: float = 0.002
+    cut_text: bool = True              # run the text encoder only up to the longest EOT (exact)
+    num_workers: int = 0
+
+    def validate(self) -> None:
+        if self.class_token_position not in POSITIONS:
+            raise MethodError(f"class_token_position must be one of {POSITIONS}, got {self.class_token_position!r}")
+        if self.precision not in PRECISIONS:
+            raise MethodError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.n_ctx < 1:
+            raise MethodError(f"n_ctx must be >= 1, got {self.n_ctx}")
+
+
+class PromptLearner(nn.Module):
+    """Builds [SOS, ctx..., class tokens, ".", EOT] embeddings (or middle/front) for every class."""
+
+    def __init__(self, clip_model: nn.Module, tokenizer, classnames: list[str], n_ctx: int = 16,
+                 csc: bool = False, position: str = "end", init: str | None = None):
+        super().__init__()
+        embedding = clip_model.token_embedding
+        dtype = clip_model.positional_embedding.dtype
+        classnames = [c.replace("_", " ") for c in classnames]
+        n_cls = len(classnames)
+        if init:
+            init = init.replace("_", " ")
+            n_ctx = len(tokenizer.encode(init))
+            with torch.no_grad():
+                init_tokens = tokenize(tokenizer, [init]).to(embedding.weight.device)
+                ctx = embedding(init_tokens)[0, 1:1 + n_ctx].to(dtype)
+            if csc:
+                ctx = ctx.unsqueeze(0).repeat(n_cls, 1, 1)
+            prompt_prefix = init
+        else:
+            shape = (n_cls, n_ctx, embedding.embedding_dim) if csc else (n_ctx, embedding.embedding_dim)
+            ctx = torch.empty(shape, dtype=dtype, device=embedding.weight.device).normal_(std=0.02)
+            prompt_prefix = " ".join(["X"] * n_ctx)
+        self.ctx = nn.Parameter(ctx)
+        self.n_ctx, self.position, self.csc = n_ctx, position, csc
+        self.prompts = [f"{prompt_prefix} {name}." for name in classnames]
+        self.name_lens = [len(tokenizer.encode(name)) for name in classnames]
+        tokens = tokenize(tokenizer, self.prompts).to(embedding.weight.device)
+        with torch.no_grad():
+            emb = embedding(tokens).to(dtype)
+        self.register_buffer("tokens", tokens, persistent=False)
+        self.register_buffer("prefix", emb[:, :1], persistent=False)          # SOS
+        self.register_buffer("suffix", emb[:, 1 + n_ctx:], persistent=False)  # class, ".", EOT, padding
+
+    @property
+    def eot(self) -> torch.Tensor:
+        return self.tokens.argmax(dim=-1)  # EOT has the largest id; its position is the same for all layouts
+
+    def forward(self) -> torch.Tensor:
+        n_cls = self.prefix.shape[0]
+        ctx = self.ctx if self.csc else self.ctx.unsqueeze(0).expand(n_cls, -1, -1)
+        if self.position == "end":
+            return torch.cat([self.prefix, ctx, self.suffix], dim=1)
+        half = self.n_ctx // 2
+        prompts = []
+        for i, n in enumerate(self.name_lens):
+            name, rest = self.suffix[i:i + 1, :n], self.suffix[i:i + 1, n:]
+            c = ctx[i:i + 1]
+            if self.position == "middle":
+                parts = [self.prefix[i:i + 1], c[:, :half], name, c[:, half:], rest]
+            else:  # front
+                parts = [self.prefix[i:i + 1], name, c, rest]
+            prompts.append(torch.cat(parts, dim=1))
+        return torch.cat(prompts, dim=0)
+
+
+class CoOpClassifier(nn.Module):
+    """Frozen CLIP image encoder + learned prompts -> cosine logits scaled by CLIP's logit scale."""
+
+    def __init__(self, clip_model: nn.Module, learner: PromptLearner, cut_text: bool = True):
+        super().__init__()
+        self.visual = clip_model.visual
+        self.learner = learner
+        self.text_encoder = TextEncoder(clip_model, cut=cut_text)
+        self.logit_scale = clip_model.logit_scale
+
+    def text_features(self) -> torch.Tensor:
+        return self.text_encoder(self.learner(), self.learner.eot)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            img = F.normalize(self.visual(images), dim=-1)
+        txt = F.normalize(self.text_features(), dim=-1)
+        return self.logit_scale.exp() * img @ txt.t()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.visual.eval()  # frozen encoders stay in eval mode (BatchNorm statistics too)
+        self.text_encoder.eval()
+        return self
+
+
+def run(ctx: RunContext, cfg: CoOpConfig) -> MethodResult:
+    torch.manual_seed(ctx.seed)
+    clip = ctx.clip
+    model = clip.model
+    learner = PromptLearner(model, clip.tokenizer, ctx.classnames, cfg.n_ctx, cfg.csc,
+                            cfg.class_token_position, cfg.init)
+    classifier = CoOpClassifier(model, learner, cfg.cut_text).to(ctx.device)
+    if cfg.precision == "fp16":
+        classifier.half()
+    epochs = cfg.epochs or epochs_for_shots(ctx.shots, ctx.spec.name)
+    train_cfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, precision=cfg.precision,
+                            num_workers=cfg.num_workers)
+    items = ctx.items("train")
+    data = ImageDataset(ctx.image_root, items, train_transform(clip.image_size), preload=len(items) <= 5000)
+    classifier.train()
+    history = fit(classifier, [learner.ctx], data, train_cfg, ctx.device,
+                  torch.Generator().manual_seed(ctx.seed), log=ctx.log)
+    classifier.eval()
+    with torch.no_grad():
+        text = classifier.text_features().float().cpu().numpy()
+    logits = cosine_logits(ctx.test.features, text, float(model.logit_scale.exp()))
+    ctx_tensor = learner.ctx.detach().float().cpu().numpy()
+    info = {"epochs": epochs, "n_ctx_effective": learner.n_ctx, "final_loss": history[-1] if history else None,
+            "loss_history": [round(h, 5) for h in history]}
+    return MethodResult(logits, info=info, artifacts={"prompt.safetensors": {"ctx": np.ascontiguousarray(ctx_tensor)}})

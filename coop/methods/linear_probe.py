@@ -1,0 +1,68 @@
+"""Linear probe: scikit-learn logistic regression on image features; C searched on the few-shot val set only."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from coop.methods.base import MethodResult, RunContext
+
+C_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
+
+
+@dataclass
+class LinearProbeConfig:
+    max_iter: int = 1000
+    search_steps: int = 8       # bisection steps in log10(C) after the grid
+    C: float | None = None      # fix C and skip the search
+
+
+def _fit(x: np.ndarray, y: np.ndarray, c: float, max_iter: int):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(solver="lbfgs", C=c, max_iter=max_iter, random_state=0).fit(x, y)
+
+
+def _val_acc(clf, x: np.ndarray, y: np.ndarray) -> float:
+    return float((clf.predict(x) == y).mean())
+
+
+def search_c(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
+             max_iter: int = 1000, steps: int = 8) -> tuple[float, list[tuple[float, float]]]:
+    """Pick C by validation accuracy: the grid, then `steps` of bisection in log10 space around its best.
+
+    Only train and val data come in, so the choice can never see test labels. Returns (C, [(C, acc), ...]).
+    """
+    tried = [(c, _val_acc(_fit(train_x, train_y, c, max_iter), val_x, val_y)) for c in C_GRID]
+    best_c, best_acc = max(tried, key=lambda t: t[1])  # ties keep the first (largest C) in grid order
+    lo, hi = np.log10(best_c) - 1, np.log10(best_c) + 1
+    for _ in range(steps):
+        acc_lo = _val_acc(_fit(train_x, train_y, 10 ** lo, max_iter), val_x, val_y)
+        acc_hi = _val_acc(_fit(train_x, train_y, 10 ** hi, max_iter), val_x, val_y)
+        tried += [(10 ** lo, acc_lo), (10 ** hi, acc_hi)]
+        mid = (lo + hi) / 2
+        if acc_lo < acc_hi:
+            lo, end, acc = mid, hi, acc_hi
+        else:
+            hi, end, acc = mid, lo, acc_lo
+        if acc > best_acc:
+            best_c, best_acc = 10 ** end, acc
+    return float(best_c), tried
+
+
+def run(ctx: RunContext, cfg: LinearProbeConfig) -> MethodResult:
+    train_x, train_y = ctx.fewshot.select(ctx.items("train"))
+    val_x, val_y = ctx.fewshot.select(ctx.items("val"))
+    if cfg.C is not None:
+        c, tried = cfg.C, []
+    else:
+        c, tried = search_c(train_x, train_y, val_x, val_y, cfg.max_iter, cfg.search_steps)
+    ctx.log(f"linear probe: C = {c:.3g} after {len(tried)} fits on {len(train_y)} train / {len(val_y)} val images")
+    clf = _fit(train_x, train_y, c, cfg.max_iter)
+    # Classes absent from the few-shot train set get no column from scikit-learn: give them -inf.
+    logits = np.full((len(ctx.test.labels), len(ctx.classnames)), -np.inf, dtype=np.float64)
+    logits[:, clf.classes_] = clf.decision_function(ctx.test.features).reshape(len(ctx.test.labels), -1)
+    if len(clf.classes_) == 2:  # binary decision_function gives one column: the positive class's score
+        scores = clf.decision_function(ctx.test.features)
+        logits[:, clf.classes_[0]], logits[:, clf.classes_[1]] = -scores, scores
+    return MethodResult(logits, info={"C": c, "c_search": [[float(a), float(b)] for a, b in tried]})

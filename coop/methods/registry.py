@@ -1,0 +1,55 @@
+"""The method registry: names, what each needs, and where it lives (imported lazily, so the workflow can read
+this table without importing torch)."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    target: str        # "module:function" that runs it
+    config: str        # "module:Dataclass" of its parameters
+    few_shot: bool     # trains on a few-shot subset (else shots = 0, seed = 0)
+    needs_images: bool  # reads training images (else only cached features)
+    description: str
+
+
+METHODS: dict[str, MethodInfo] = {
+    m.name: m for m in [
+        MethodInfo("zeroshot", "coop.methods.zeroshot:run_zeroshot", "coop.methods.zeroshot:ZeroShotConfig",
+                   False, False, "zero-shot CLIP with the dataset's hand-crafted prompt"),
+        MethodInfo("ensemble", "coop.methods.zeroshot:run_ensemble", "coop.methods.zeroshot:EnsembleConfig",
+                   False, False, "zero-shot CLIP with an ensemble of prompt templates"),
+        MethodInfo("linear_probe", "coop.methods.linear_probe:run", "coop.methods.linear_probe:LinearProbeConfig",
+                   True, False, "logistic regression on image features, C searched on the few-shot val set"),
+        MethodInfo("coop", "coop.methods.coop:run", "coop.methods.coop:CoOpConfig",
+                   True, True, "context optimisation: learned prompt vectors, CLIP frozen"),
+    ]
+}
+
+
+class MethodError(ValueError):
+    """An unknown method or bad method parameters."""
+
+
+def get_method(name: str) -> MethodInfo:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise MethodError(f"Unknown method {name!r}. Known methods: {', '.join(METHODS)}.") from None
+
+
+def _load(target: str):
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def create_method(name: str):
+    """The method's run function: run(ctx: RunContext, cfg) -> MethodResult."""
+    return _load(get_method(name).target)
+
+
+def method_config_class(name: str):
+    return _load(get_method(name).config)

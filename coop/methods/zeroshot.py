@@ -1,0 +1,57 @@
+"""Zero-shot CLIP: one hand-crafted prompt per dataset, or an ensemble of prompt templates."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from coop.evaluate import cosine_logits
+from coop.methods.base import MethodResult, RunContext
+from coop.models.text import encode_texts
+
+# The paper's ensemble for ImageNet (Table 2); other datasets add their own template.
+ENSEMBLE_TEMPLATES = (
+    "itap of a {}.", "a bad photo of the {}.", "a origami {}.", "a photo of the large {}.",
+    "a {} in a video game.", "art of the {}.", "a photo of the small {}.",
+)
+
+
+@dataclass
+class ZeroShotConfig:
+    template: str | None = None   # None = the dataset's hand-crafted prompt
+    cut_text: bool = True
+
+
+@dataclass
+class EnsembleConfig:
+    add_dataset_template: bool = True  # the paper adds the dataset's own prompt except on ImageNet
+    cut_text: bool = True
+
+
+def class_text_features(ctx: RunContext, templates: list[str], cut: bool = True) -> np.ndarray:
+    """Mean of L2-normalised features over templates, re-normalised: (n_classes, D)."""
+    clip = ctx.clip
+    feats = []
+    for t in templates:
+        f = encode_texts(clip.model, clip.tokenizer, [t.format(c) for c in ctx.classnames], cut=cut)
+        feats.append(torch.nn.functional.normalize(f.float(), dim=-1))
+    mean = torch.stack(feats).mean(0)
+    return torch.nn.functional.normalize(mean, dim=-1).cpu().numpy()
+
+
+def _result(ctx: RunContext, text: np.ndarray, templates: list[str]) -> MethodResult:
+    scale = float(ctx.clip.model.logit_scale.exp())
+    return MethodResult(cosine_logits(ctx.test.features, text, scale), info={"templates": templates})
+
+
+def run_zeroshot(ctx: RunContext, cfg: ZeroShotConfig) -> MethodResult:
+    templates = [cfg.template or ctx.spec.template]
+    return _result(ctx, class_text_features(ctx, templates, cfg.cut_text), templates)
+
+
+def run_ensemble(ctx: RunContext, cfg: EnsembleConfig) -> MethodResult:
+    templates = list(ENSEMBLE_TEMPLATES)
+    if cfg.add_dataset_template and ctx.spec.name != "imagenet" and ctx.spec.template not in templates:
+        templates.append(ctx.spec.template)
+    return _result(ctx, class_text_features(ctx, templates, cfg.cut_text), templates)

@@ -1,0 +1,146 @@
+"""Few-shot curves laid out like Figure 3 of the CoOp paper (Agg backend, no pyplot state)."""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from coop.io import atomic_path
+from coop.report.tables import average_over_datasets
+
+__all__ = ["shots_to_x", "series_label", "series_style", "plot_fewshot"]
+
+ZERO_SHOT_METHODS = ("zeroshot", "ensemble")
+_METHOD_ORDER = {"zeroshot": 0, "ensemble": 1, "coop": 2, "linear_probe": 3}
+_NAMES = {
+    "zeroshot": "Zero-shot CLIP",
+    "ensemble": "Prompt ensembling",
+    "coop": "CoOp",
+    "linear_probe": "Linear probe CLIP",
+}
+_COLORS = [
+    "tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple",
+    "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan",
+]
+
+
+def shots_to_x(shots) -> np.ndarray:
+    """Evenly spaced log2 axis: 0 shots -> 0, K shots -> log2(K) + 1 (1 -> 1, 16 -> 5)."""
+    shots = np.asarray(shots, dtype=float)
+    return np.where(shots > 0, np.log2(np.maximum(shots, 1.0)) + 1.0, 0.0)
+
+
+def series_label(method: str, variant: str) -> str:
+    """Legend label, e.g. "CoOp (end_m16)"; the variant is left out when it is "default"."""
+    name = _NAMES.get(method, method)
+    if method == "coop" or variant != "default":
+        return f"{name} ({variant})"
+    return name
+
+
+def series_style(method: str) -> dict:
+    """Line/marker style of a method: stars and diamonds at 0 shots, CoOp solid, probe dashed."""
+    if method == "zeroshot":
+        return {"marker": "*", "linestyle": "none", "markersize": 13}
+    if method == "ensemble":
+        return {"marker": "D", "linestyle": "none", "markersize": 7}
+    if method == "coop":
+        return {"marker": "o", "linestyle": "-", "markersize": 5}
+    if method == "linear_probe":
+        return {"marker": "s", "linestyle": "--", "markersize": 5}
+    return {"marker": "^", "linestyle": ":", "markersize": 5}
+
+
+def _series_keys(table: pd.DataFrame) -> list[tuple[str, str]]:
+    keys = table[["method", "variant"]].drop_duplicates().itertuples(index=False, name=None)
+    return sorted(keys, key=lambda mv: (_METHOD_ORDER.get(mv[0], len(_METHOD_ORDER)), mv))
+
+
+def _plot_panel(ax, panel: pd.DataFrame, colors: dict, handles: dict) -> None:
+    """Draw every (method, variant) series of one dataset panel."""
+    for method, variant in _series_keys(panel):
+        s = panel[(panel["method"] == method) & (panel["variant"] == variant)].sort_values("shots")
+        x, y, std = shots_to_x(s["shots"]), s["acc_mean"].to_numpy(), s["acc_std"].to_numpy()
+        label = series_label(method, variant)
+        color = colors[(method, variant)]
+        (line,) = ax.plot(x, y, color=color, label=label, **series_style(method))
+        if len(s) > 1:
+            ax.fill_between(x, y - std, y + std, color=color, alpha=0.15, linewidth=0)
+        elif std[0] > 0:
+            ax.errorbar(x, y, yerr=std, color=color, linestyle="none", capsize=3)
+        handles.setdefault(label, line)
+
+
+def plot_fewshot(
+    table: pd.DataFrame,
+    out_png: str | os.PathLike,
+    out_pdf: str | os.PathLike | None = None,
+    backbone: str | None = None,
+    ncols: int = 4,
+) -> Figure:
+    """Plot accuracy vs. shots per dataset, "Average" panel first, like CoOp Fig. 3.
+
+    `table` is a `fewshot_table` (rows with dataset "average" are ignored and recomputed).
+    With several backbones and `backbone=None`, the first in sorted order is plotted.
+    Writes a 150 dpi PNG (and `out_pdf`) atomically and returns the Figure.
+    """
+    table = table[table["dataset"] != "average"]
+    if table.empty:
+        raise ValueError("empty few-shot table: nothing to plot")
+    backbones = sorted(table["backbone"].unique())
+    if backbone is None:
+        backbone = backbones[0]
+        suptitle = backbone
+        if len(backbones) > 1:
+            suptitle = f"{backbone} (first of {len(backbones)} backbones: {', '.join(backbones)})"
+    elif backbone not in backbones:
+        raise ValueError(f"backbone {backbone!r} not in table (have {backbones})")
+    else:
+        suptitle = backbone
+    table = table[table["backbone"] == backbone]
+
+    datasets = sorted(table["dataset"].unique())
+    plural = "s" if len(datasets) > 1 else ""
+    panels = [(f"Average over {len(datasets)} dataset{plural}", average_over_datasets(table))]
+    panels += [(d, table[table["dataset"] == d]) for d in datasets]
+    colors = {k: _COLORS[i % len(_COLORS)] for i, k in enumerate(_series_keys(table))}
+    shots = sorted(table["shots"].unique())
+
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(3.4 * ncols, 2.9 * nrows + 0.9), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        fig.delaxes(ax)
+
+    handles: dict = {}
+    for i, (ax, (title, panel)) in enumerate(zip(axes, panels)):
+        _plot_panel(ax, panel, colors, handles)
+        ax.set_title(title, fontsize=10)
+        if i + ncols >= len(panels):  # no panel below this one
+            ax.set_xlabel("Number of labeled training examples per class", fontsize=8)
+        ax.set_xticks(shots_to_x(shots), [str(k) for k in shots])
+        ax.set_xlim(-0.4, float(shots_to_x([max(shots)])[0]) + 0.4)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=8)
+
+    fig.suptitle(suptitle)
+    fig.supylabel("Accuracy (%)", fontsize=10)
+    labels = [series_label(m, v) for m, v in _series_keys(table)]
+    labels = [lb for lb in dict.fromkeys(labels) if lb in handles]
+    fig.legend(
+        [handles[lb] for lb in labels], labels,
+        loc="outside lower center", ncols=min(len(labels), ncols), fontsize=9, frameon=False,
+    )
+
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=150)
+    if out_pdf is not None:
+        with atomic_path(out_pdf) as tmp:
+            fig.savefig(tmp, format="pdf")
+    return fig

@@ -1,0 +1,99 @@
+"""The training loop shared by every method that learns a few parameters on top of frozen CLIP.
+
+SGD with momentum, one constant warm-up epoch, then cosine annealing stepped once per epoch (PROTOCOL.md).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PRECISIONS = ("fp32", "amp", "fp16")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite (typically pure fp16 overflowing)."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int = 32
+    lr: float = 0.002
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 1
+    warmup_lr: float = 1e-5
+    precision: str = "fp32"     # fp32 | amp (bf16 on CPU, fp16 + loss scaling on CUDA) | fp16 (pure, official)
+    num_workers: int = 0
+
+
+def epochs_for_shots(shots: int, dataset: str = "") -> int:
+    """The official schedule: 50 epochs at 1 shot, 100 at 2-4, 200 at 8-16; ImageNet 50 at every count."""
+    if dataset == "imagenet" or shots <= 1:
+        return 50
+    return 100 if shots <= 4 else 200
+
+
+def lr_at_epoch(epoch: int, cfg: TrainConfig) -> float:
+    """Constant warm-up for the first epochs, then lr/2 * (1 + cos(pi * e / T)) with e counted after warm-up."""
+    if epoch < cfg.warmup_epochs:
+        return cfg.warmup_lr
+    e = epoch - cfg.warmup_epochs
+    return 0.5 * cfg.lr * (1 + math.cos(math.pi * e / cfg.epochs))
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator)
+    # The official loader drops the last incomplete batch only when there is at least one full batch.
+    drop_last = n >= batch_size
+    stop = (n // batch_size) * batch_size if drop_last else n
+    return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
+
+
+def fit(model: nn.Module, params: list[nn.Parameter], dataset: torch.utils.data.Dataset, cfg: TrainConfig,
+        device: str | torch.device = "cpu", generator: torch.Generator | None = None,
+        log=print) -> list[float]:
+    """Train `params` of `model` (model(images) -> logits) with cross-entropy; return the mean loss per epoch.
+
+    `dataset` yields (image tensor, label); its random augmentation draws from torch's global RNG, so seed
+    that (and `generator`, which orders the batches) for a reproducible run.
+    """
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
+    generator = generator or torch.Generator().manual_seed(0)
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    device_type = torch.device(device).type
+    use_amp = cfg.precision == "amp"
+    amp_dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
+    scaler = torch.amp.GradScaler(device_type, enabled=use_amp and amp_dtype == torch.float16)
+    input_dtype = torch.float16 if cfg.precision == "fp16" else torch.float32
+    history = []
+    for epoch in range(cfg.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at_epoch(epoch, cfg)
+        total, count = 0.0, 0
+        for idx in _batches(len(dataset), cfg.batch_size, generator):
+            samples = [dataset[int(i)] for i in idx]
+            x = torch.stack([s[0] for s in samples]).to(device, input_dtype)
+            y = torch.tensor([s[1] for s in samples], device=device)
+            with torch.autocast(device_type, dtype=amp_dtype, enabled=use_amp):
+                loss = F.cross_entropy(model(x).float(), y)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"Loss is {loss.item()} at epoch {epoch} (precision={cfg.precision}). Pure fp16 overflowed or "
+                    "the learning rate is too high: use precision=amp or fp32, or lower lr."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            total += loss.item() * len(idx)
+            count += len(idx)
+        history.append(total / max(count, 1))
+        if log and (epoch == 0 or (epoch + 1) % max(1, cfg.epochs // 10) == 0 or epoch + 1 == cfg.epochs):
+            log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr_at_epoch(epoch, cfg):.2e} loss {history[-1]:.4f}")
+    return history

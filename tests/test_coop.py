@@ -1,0 +1,87 @@
+import pytest
+import torch
+
+from coop.methods.coop import CoOpClassifier, PromptLearner
+
+NAMES = ["circle", "five pointed star", "crescent moon"]
+
+
+def _learner(clip, **kw):
+    torch.manual_seed(0)
+    learner = PromptLearner(clip.model, clip.tokenizer, NAMES, **kw)
+    with torch.no_grad():  # mark every context vector so positions can be read back
+        learner.ctx.copy_(torch.arange(learner.ctx.numel(), dtype=torch.float32).view_as(learner.ctx) + 1000)
+    return learner
+
+
+def _word_embeddings(clip, text):
+    tokens = clip.tokenizer([text])
+    return clip.model.token_embedding(tokens)[0], int(tokens.argmax())
+
+
+@pytest.mark.parametrize("csc", [False, True])
+def test_end_position(clip, csc):
+    m = 4
+    learner = _learner(clip, n_ctx=m, csc=csc, position="end")
+    prompts = learner()
+    for i, name in enumerate(NAMES):
+        ctx = learner.ctx[i] if csc else learner.ctx
+        ref, eot = _word_embeddings(clip, f"X X X X {name}.")
+        assert torch.equal(prompts[i, 0], ref[0])                      # SOS
+        assert torch.equal(prompts[i, 1:1 + m], ctx)                   # context
+        assert torch.equal(prompts[i, 1 + m:], ref[1 + m:])            # class, ".", EOT, padding
+        assert eot == int(learner.eot[i])
+    if not csc:
+        assert learner.ctx.shape == (m, 128)
+    else:
+        assert learner.ctx.shape == (3, m, 128)
+        assert not torch.equal(prompts[0, 1:1 + m], prompts[1, 1:1 + m])
+
+
+@pytest.mark.parametrize("csc", [False, True])
+def test_middle_and_front_positions(clip, csc):
+    m, half = 4, 2
+    for position in ("middle", "front"):
+        learner = _learner(clip, n_ctx=m, csc=csc, position=position)
+        prompts = learner()
+        for i, name in enumerate(NAMES):
+            ctx = learner.ctx[i] if csc else learner.ctx
+            ref, eot = _word_embeddings(clip, f"X X X X {name}.")
+            n = len(clip.tokenizer.encode(name))
+            name_emb, rest = ref[1 + m:1 + m + n], ref[1 + m + n:]
+            if position == "middle":
+                expected = torch.cat([ref[:1], ctx[:half], name_emb, ctx[half:], rest])
+            else:
+                expected = torch.cat([ref[:1], name_emb, ctx, rest])
+            assert torch.equal(prompts[i], expected)
+            assert int(learner.eot[i]) == eot  # same EOT position in every layout
+
+
+def test_word_init_matches_hand_crafted_prompt(clip):
+    learner = PromptLearner(clip.model, clip.tokenizer, NAMES, n_ctx=16, init="a photo of a")
+    assert learner.n_ctx == 4 and learner.ctx.shape == (4, 128)
+    ours = CoOpClassifier(clip.model, learner).text_features()
+    ref = clip.model.encode_text(clip.tokenizer([f"a photo of a {n}." for n in NAMES]))
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_random_init_statistics(clip):
+    torch.manual_seed(0)
+    learner = PromptLearner(clip.model, clip.tokenizer, NAMES * 20, n_ctx=16, csc=True)
+    ctx = learner.ctx.detach()
+    assert abs(float(ctx.std()) - 0.02) < 0.001 and abs(float(ctx.mean())) < 0.001
+
+
+def test_classifier_keeps_clip_frozen_and_in_eval(clip):
+    learner = PromptLearner(clip.model, clip.tokenizer, NAMES, n_ctx=4)
+    model = CoOpClassifier(clip.model, learner).train()
+    assert not model.visual.training and model.learner.training
+    before = {k: v.clone() for k, v in clip.model.state_dict().items()}
+    opt = torch.optim.SGD([learner.ctx], lr=0.1)
+    logits = model(torch.randn(4, 3, 32, 32))
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 0])).backward()
+    opt.step()
+    after = clip.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["learner.ctx"]
+    assert float(logits.detach().abs().max()) <= float(clip.model.logit_scale.exp()) + 1e-3  # cosine x scale

@@ -1,0 +1,346 @@
+"""Tests for the procedural toy-world datasets (coop.data.toyworld)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from coop.data import toyworld as tw
+
+NAMES = sorted(tw.TOY_DATASETS)
+COUNTS = {"train": 3, "val": 2, "test": 3}
+SIZE = 32
+
+
+def _gen(name: str, root: Path, seed: int = 0, **kw) -> Path:
+    return tw.generate(name, root, n_train=COUNTS["train"], n_val=COUNTS["val"],
+                       n_test=COUNTS["test"], image_size=SIZE, seed=seed, **kw)
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("toy")
+    return {name: _gen(name, root) for name in NAMES}
+
+
+def _load(split_file: Path) -> dict:
+    return json.loads(split_file.read_text())
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _mentions(text: str, phrase: str) -> bool:
+    return re.search(rf"\b{re.escape(phrase)}\b", text) is not None
+
+
+def test_registry():
+    assert set(NAMES) >= {"toy_shapes", "toy_textures", "toy_flowers", "toy_shapes_sketch"}
+    for name, spec in tw.TOY_DATASETS.items():
+        assert spec.name == name
+        assert spec.split_file == f"split_zhou_{spec.split_name}.json"
+        assert "{}" in spec.template
+        assert len(set(spec.classnames)) == len(spec.classnames) >= 8
+    assert tw.TOY_DATASETS["toy_shapes"].template == "a photo of a {}."
+    assert tw.TOY_DATASETS["toy_textures"].template == "{} texture."
+    assert tw.TOY_DATASETS["toy_flowers"].template == "a photo of a {}, a type of flower."
+    assert len(tw.TOY_DATASETS["toy_shapes"].classnames) == 10
+
+
+def test_sketch_shares_classes_with_shapes():
+    shapes, sketch = tw.TOY_DATASETS["toy_shapes"], tw.TOY_DATASETS["toy_shapes_sketch"]
+    assert sketch.classnames == shapes.classnames
+    assert sketch.template == shapes.template
+    assert sketch.split_name != shapes.split_name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_split_file_format(datasets, name):
+    spec = tw.TOY_DATASETS[name]
+    split_file = datasets[name]
+    assert split_file == tw.split_path(name, split_file.parent.parent)
+    assert split_file.name == spec.split_file
+    split = _load(split_file)
+    assert list(split) == ["train", "val", "test"]
+    for part, items in split.items():
+        assert len(items) == COUNTS[part] * len(spec.classnames)
+        for item in items:
+            assert isinstance(item, list) and len(item) == 3
+            rel, label, cls = item
+            assert isinstance(rel, str) and type(label) is int and isinstance(cls, str)
+            assert spec.classnames[label] == cls
+            assert rel.startswith(cls.replace(" ", "_") + "/") and rel.endswith(".png")
+            assert " " not in rel
+        per_class = Counter(label for _, label, _ in items)
+        assert per_class == {k: COUNTS[part] for k in range(len(spec.classnames))}
+    all_paths = [rel for items in split.values() for rel, _, _ in items]
+    assert len(set(all_paths)) == len(all_paths)
+    assert tw.is_complete(name, split_file.parent.parent)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_images_exist_and_decode(datasets, name):
+    folder = datasets[name].parent
+    split = _load(datasets[name])
+    listed = {rel for items in split.values() for rel, _, _ in items}
+    on_disk = {str(p.relative_to(folder / "images")) for p in (folder / "images").rglob("*.png")}
+    assert on_disk == listed
+    for rel in listed:
+        with Image.open(folder / "images" / rel) as im:
+            assert im.format == "PNG"
+            assert im.mode == "RGB"
+            assert im.size == (SIZE, SIZE)
+            im.load()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generation_is_byte_identical(datasets, tmp_path, name):
+    again = _gen(name, tmp_path)
+    assert _files(again.parent) == _files(datasets[name].parent)
+
+
+def test_determinism_does_not_depend_on_hash_seed():
+    """Seeds come from crc32, not the per-process salted hash() of a str."""
+    code = ("import hashlib; from coop.data import toyworld as tw; import numpy as np;"
+            "rng = np.random.default_rng(tw.item_seed(0, 'toy_flowers', 'val', 2, 1));"
+            "print(hashlib.sha256(tw.sample_image('toy_flowers', 2, rng)[0].tobytes()).hexdigest())")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    rng = np.random.default_rng(tw.item_seed(0, "toy_flowers", "val", 2, 1))
+    assert out == hashlib.sha256(tw.sample_image("toy_flowers", 2, rng)[0].tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_different_seed_gives_different_images(datasets, tmp_path, name):
+    other = _gen(name, tmp_path, seed=1)
+    a, b = _files(datasets[name].parent / "images"), _files(other.parent / "images")
+    assert a.keys() == b.keys()
+    assert sum(a[k] != b[k] for k in a) == len(a)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_image_repeats_across_splits(datasets, name):
+    folder = datasets[name].parent / "images"
+    split = _load(datasets[name])
+    pixels = {part: {np.asarray(Image.open(folder / rel)).tobytes() for rel, _, _ in items}
+              for part, items in split.items()}
+    assert all(len(pixels[p]) == len(split[p]) for p in pixels)  # unique within a split too
+    assert not pixels["train"] & pixels["test"]
+    assert not pixels["train"] & pixels["val"]
+    assert not pixels["val"] & pixels["test"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_captions(datasets, name):
+    folder = datasets[name].parent
+    captions = json.loads((folder / "captions.json").read_text())
+    split = _load(datasets[name])
+    items = [item for part in split.values() for item in part]
+    assert set(captions) == {rel for rel, _, _ in items}
+    assert all(isinstance(c, str) and c.endswith(".") and len(c.split()) >= 2 for c in captions.values())
+    assert not any("{" in c or re.search(r"\ba [aeiou]", c) for c in captions.values())
+    named = sum(_mentions(captions[rel], cls) for rel, _, cls in items)
+    assert named >= 0.75 * len(items)  # only noisy captions may name another class
+    assert len(set(captions.values())) > len(captions) // 2  # varied, not one fixed sentence
+
+
+def _slots(template: str) -> set[str]:
+    return set(re.findall(r"{(\w+)}", template))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_caption_words_are_valid(name):
+    spec = tw.TOY_DATASETS[name]
+    templates = tw.CAPTION_TEMPLATES[spec.kind]
+    assert len(templates) >= 15 and len(set(templates)) == len(templates)
+    vocab = tw._vocabulary(spec)
+    for i in range(60):
+        label = i % len(spec.classnames)
+        _, words = tw.sample_image(name, label, np.random.default_rng(i), 8)
+        assert words["cls"] == spec.classnames[label]
+        assert set(words) == set(vocab) == set().union(*map(_slots, templates))
+        assert all(words[k] in vocab[k] for k in words)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_caption_noise_changes_one_attribute(name):
+    """Same random stream: the clean caption fills a template with the true attributes, the
+    noisy one the same template with exactly one slot holding another value of its vocabulary."""
+    spec = tw.TOY_DATASETS[name]
+    templates, vocab = tw.CAPTION_TEMPLATES[spec.kind], tw._vocabulary(spec)
+    for i in range(40):
+        label = i % len(spec.classnames)
+        _, words = tw.sample_image(name, label, np.random.default_rng(i), 8)
+        clean, clean_flag = tw.make_caption(name, words, np.random.default_rng([i, 1]), noise=0.0)
+        noisy, noisy_flag = tw.make_caption(name, words, np.random.default_rng([i, 1]), noise=1.0)
+        assert (clean_flag, noisy_flag) == (False, True)
+        assert _mentions(clean, spec.classnames[label])
+        template = next(t for t in templates if tw.fill_template(t, words) == clean)
+        variants = {tw.fill_template(template, {**words, slot: v})
+                    for slot in _slots(template) for v in vocab[slot] if v != words[slot]}
+        assert noisy in variants and noisy != clean
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_caption_noise_rate(name):
+    spec = tw.TOY_DATASETS[name]
+    rng = np.random.default_rng(0)
+    _, words = tw.sample_image(name, 0, np.random.default_rng(0), 8)
+    results = [tw.make_caption(name, words, rng) for _ in range(3000)]
+    rate = np.mean([noisy for _, noisy in results])
+    assert 0.08 < rate < 0.12
+    clean = [text for text, noisy in results if not noisy]
+    assert all(_mentions(t, spec.classnames[0]) for t in clean)
+    assert len(set(clean)) >= 15  # many different templates in use
+
+
+def test_article_agrees_with_next_word():
+    words = {"cls": "eight petal flower", "color": "orange", "center": "yellow", "bg": "blue sky",
+             "size": "small"}
+    rng = np.random.default_rng(0)
+    texts = {tw.make_caption("toy_flowers", words, rng, noise=0.0)[0] for _ in range(300)}
+    assert any("an eight petal flower" in t or "an orange" in t for t in texts)
+    assert not any(re.search(r"\ba (eight|orange)\b", t) for t in texts)
+
+
+def _class_means(folder: Path, split: dict, n_cls: int) -> np.ndarray:
+    sums = np.zeros((n_cls, SIZE, SIZE, 3))
+    for items in split.values():
+        for rel, label, _ in items:
+            sums[label] += np.asarray(Image.open(folder / "images" / rel), np.float64)
+    return sums / sum(COUNTS.values())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_classes_differ(datasets, name):
+    spec = tw.TOY_DATASETS[name]
+    means = _class_means(datasets[name].parent, _load(datasets[name]), len(spec.classnames))
+    flat = means.reshape(len(means), -1)
+    dist = np.sqrt(((flat[:, None] - flat[None]) ** 2).mean(-1))
+    off_diag = dist[~np.eye(len(flat), dtype=bool)]
+    assert off_diag.min() > 1.0  # no two classes have the same mean image
+
+
+def test_same_random_stream_different_class_differs():
+    for name, spec in tw.TOY_DATASETS.items():
+        imgs = [tw.render_image(name, k, seed=7) for k in range(len(spec.classnames))]
+        assert len({im.tobytes() for im in imgs}) == len(imgs)
+        assert all(im.shape == (32, 32, 3) and im.dtype == np.uint8 for im in imgs)
+
+
+def test_render_image_size_and_determinism():
+    a = tw.render_image("toy_shapes", 3, seed=[1, 2], image_size=48)
+    assert a.shape == (48, 48, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, tw.render_image("toy_shapes", 3, seed=[1, 2], image_size=48))
+    assert not np.array_equal(a, tw.render_image("toy_shapes", 3, seed=[1, 3], image_size=48))
+
+
+def _luma(img: np.ndarray) -> np.ndarray:
+    return img.astype(np.float64) @ [0.299, 0.587, 0.114]
+
+
+def test_sketches_are_dark_outlines_on_light_paper():
+    for k in range(40):
+        img = _luma(tw.render_image("toy_shapes_sketch", k % 10, seed=k))
+        assert np.median(img) > 180  # mostly paper
+        assert img.min() < 150  # some ink
+        assert (img < 150).mean() < 0.3  # outlines, not fills
+        rgb = tw.render_image("toy_shapes_sketch", k % 10, seed=k).astype(int)
+        assert np.abs(rgb - rgb.mean(-1, keepdims=True)).max() < 60  # no fill colour
+
+
+def test_textures_have_strong_contrast():
+    for k in range(40):
+        img = _luma(tw.render_image("toy_textures", k % 8, seed=k))
+        assert img.std() > 25
+        assert np.percentile(img, 98) - np.percentile(img, 2) > 70
+
+
+def test_window_covers_whole_shape():
+    """Shapes are drawn only inside a window around them; nothing may fall outside it."""
+    x, y = tw._grid(64)
+    for k in range(300):
+        rng = np.random.default_rng(k)
+        cls = tw.SHAPES[k % len(tw.SHAPES)]
+        _, cx, cy, r, angle = tw._layout(rng, cls)
+        cover = tw._coverage(tw.shape_sdf(cls, x, y, cx, cy, r, angle), 2 / 64)
+        rows, cols = tw._window(64, cx, cy, tw.SHAPE_EXTENT * r + 4 / 64)
+        cover[rows, cols] = 0
+        assert cover.max() == 0, cls
+
+
+def test_overwrite_replaces_complete_dataset(tmp_path):
+    first = _gen("toy_textures", tmp_path, seed=0)
+    before = _files(first.parent)
+    second = _gen("toy_textures", tmp_path, seed=5)
+    assert second == first
+    after = _files(second.parent)
+    assert after.keys() == before.keys() and after != before
+    assert json.loads((second.parent / "meta.json").read_text())["seed"] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy_textures"]  # no temp leftovers
+
+
+def test_foreign_folder_is_never_replaced(tmp_path):
+    (tmp_path / "toy_shapes").mkdir()
+    (tmp_path / "toy_shapes" / "mine.txt").write_text("keep")
+    with pytest.raises(FileExistsError):
+        _gen("toy_shapes", tmp_path)
+    assert (tmp_path / "toy_shapes" / "mine.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy_shapes"]
+
+
+def test_crash_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = tw.sample_image
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tw, "sample_image", flaky)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _gen("toy_flowers", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert not tw.is_complete("toy_flowers", tmp_path)
+
+
+def test_crash_keeps_previous_dataset(tmp_path, monkeypatch):
+    good = _files(_gen("toy_flowers", tmp_path).parent)
+    monkeypatch.setattr(tw, "sample_image", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError):
+        _gen("toy_flowers", tmp_path, seed=9)
+    assert _files(tmp_path / "toy_flowers") == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy_flowers"]
+
+
+def test_unknown_dataset_and_bad_counts(tmp_path):
+    with pytest.raises(KeyError):
+        tw.generate("toy_nothing", tmp_path)
+    with pytest.raises(ValueError):
+        tw.generate("toy_shapes", tmp_path, n_train=-1)
+
+
+def test_throughput(tmp_path):
+    n_per_class = 20
+    total = 0
+    start = time.perf_counter()
+    for name in NAMES:
+        tw.generate(name, tmp_path, n_train=n_per_class, n_val=0, n_test=0)
+        total += n_per_class * len(tw.TOY_DATASETS[name].classnames)
+    rate = total / (time.perf_counter() - start)
+    print(f"\ntoyworld: {total} images in {total / rate:.2f}s = {rate:.0f} images/s")
+    assert rate > 0

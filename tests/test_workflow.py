@@ -1,0 +1,107 @@
+"""The whole workflow on a tiny config: data -> manifests -> features -> runs -> table -> figure."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT
+
+TINY = {
+    "data_root": "data",
+    "toy_world": {"n_train": 4, "n_val": 2, "n_test": 5, "image_size": 32, "seed": 0},
+    "datasets": ["toy_shapes", "toy_textures"],
+    "backbones": {"toy-rn": {"model": "toy-rn", "pretrained": "random"}},
+    "shots": [1, 2],
+    "seeds": [1, 2],
+    "methods": {
+        "zeroshot": {"default": {}},
+        "ensemble": {"default": {}},
+        "linear_probe": {"default": {}},
+        "coop": {"end_m4": {"n_ctx": 4, "epochs": 2}},
+    },
+    "threads_per_job": 1,
+}
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
+    cfg = workdir / "config.yaml"
+    if config is not None:
+        cfg.write_text(yaml.safe_dump(config))
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"]}
+    cmd = [str(Path(bindir) / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+           "--configfile", str(cfg), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("workflow")
+    proc = snakemake(work, "--cores", "2", config=TINY)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work
+
+
+@pytest.mark.e2e
+def test_dry_run_lists_the_fan_out(tmp_path):
+    proc = snakemake(tmp_path, "-n", "--quiet", "rules", config=TINY)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    # 2 datasets x (zeroshot + ensemble + (linear probe + coop) x 2 shots x 2 seeds)
+    assert counts["run"] == 2 * (2 + 2 * 2 * 2)
+    assert counts["fewshot_manifest"] == 2 * 2 * 2
+    assert counts["toy_dataset"] == 2 and counts["test_features"] == 2 and counts["fewshot_features"] == 2
+
+
+@pytest.mark.e2e
+def test_table_and_figure(tiny_run):
+    table = pd.read_csv(tiny_run / "results/tables/fewshot.csv")
+    assert {"dataset", "backbone", "method", "variant", "shots", "acc_mean", "acc_std", "n_seeds"} <= set(table)
+    assert len(table) == 2 * (2 + 2 * 2)
+    few = table[table.method.isin(["linear_probe", "coop"])]
+    assert set(few.shots) == {1, 2} and (few.n_seeds == 2).all()
+    zs = table[table.method.isin(["zeroshot", "ensemble"])]
+    assert (zs.shots == 0).all() and (zs.n_seeds == 1).all()
+    # the table is the mean of the runs' metrics
+    row = table[(table.dataset == "toy_shapes") & (table.method == "coop") & (table.shots == 2)].iloc[0]
+    accs = [json.loads((tiny_run / f"results/runs/toy_shapes/toy-rn/coop/end_m4/shots2/seed{s}/metrics.json")
+                       .read_text())["accuracy"] for s in (1, 2)]
+    assert row.acc_mean == pytest.approx(sum(accs) / 2, abs=0.01)
+    assert ((table.acc_mean >= 0) & (table.acc_mean <= 100)).all()
+    png = tiny_run / "figures/fig3_fewshot.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert (tiny_run / "figures/fig3_fewshot.pdf").read_bytes()[:4] == b"%PDF"
+
+
+@pytest.mark.e2e
+def test_runs_record_provenance_and_share_subsets(tiny_run):
+    runs = tiny_run / "results/runs/toy_textures/toy-rn"
+    lp = json.loads((runs / "linear_probe/default/shots2/seed1/metrics.json").read_text())
+    co = json.loads((runs / "coop/end_m4/shots2/seed1/metrics.json").read_text())
+    assert lp["manifest_hash"] == co["manifest_hash"]  # every method trains on the same images
+    for m in (lp, co):
+        assert m["n_test"] == 8 * 5 and m["versions"]["torch"] and m["git_commit"]
+        assert m["wall_seconds"] > 0 and m["peak_memory"]["cpu_rss_mb"] > 0
+    assert co["params"]["n_ctx"] == 4 and co["epochs"] == 2 and len(co["loss_history"]) == 2
+    assert (runs / "coop/end_m4/shots2/seed1/prompt.safetensors").is_file()
+    assert 0 < lp["C"]
+    # a second call finds nothing to do
+    proc = snakemake(tiny_run, "-n", "--cores", "2")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.badinput
+def test_config_typo_names_the_key(tmp_path):
+    proc = snakemake(tmp_path, "-n", config={**TINY, "shot": [1]})
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "Additional properties are not allowed ('shot' was unexpected)" in out

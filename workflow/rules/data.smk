@@ -1,0 +1,43 @@
+# Datasets on disk and the few-shot subsets that every method shares.
+
+
+rule toy_dataset:
+    output:
+        f"{DATA_ROOT}/{{dataset}}/split_zhou_{{split_name}}.json",
+    params:
+        n_train=TOY.get("n_train", 24),
+        n_val=TOY.get("n_val", 8),
+        n_test=TOY.get("n_test", 40),
+        image_size=TOY.get("image_size", 32),
+        seed=TOY.get("seed", 0),
+        root=subpath(output[0], ancestor=2),
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/toy_dataset/{dataset}_{split_name}.log",
+    benchmark:
+        "results/benchmarks/toy_dataset/{dataset}_{split_name}.tsv"
+    wildcard_constraints:
+        dataset="toy_[a-z_]+",
+    shell:
+        "coop data toy --dataset {wildcards.dataset} --root {params.root} --n-train {params.n_train} "
+        "--n-val {params.n_val} --n-test {params.n_test} --image-size {params.image_size} "
+        "--seed {params.seed} > {log} 2>&1"
+
+
+rule fewshot_manifest:
+    input:
+        split_file,
+    output:
+        "results/fewshot/{dataset}/shots{shots}_seed{seed}.json",
+    params:
+        root=DATA_ROOT,
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/fewshot/{dataset}/shots{shots}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/fewshot/{dataset}/shots{shots}_seed{seed}.tsv"
+    shell:
+        "coop data sample --dataset {wildcards.dataset} --shots {wildcards.shots} --seed {wildcards.seed} "
+        "--root {params.root} --out {output} > {log} 2>&1"
