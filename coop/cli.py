@@ -80,11 +80,10 @@ def cmd_report_table(a: argparse.Namespace) -> None:
 
 
 def cmd_report_fig3(a: argparse.Namespace) -> None:
-    import pandas as pd
-
     from coop.report.figures import plot_fewshot
+    from coop.report.tables import read_table
 
-    plot_fewshot(pd.read_csv(a.table), a.png, a.pdf, backbone=a.backbone)
+    plot_fewshot(read_table(a.table), a.png, a.pdf, backbone=a.backbone)
     print(f"wrote {a.png}")
 
 

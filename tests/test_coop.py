@@ -85,3 +85,43 @@ def test_classifier_keeps_clip_frozen_and_in_eval(clip):
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert [n for n, p in model.named_parameters() if p.requires_grad] == ["learner.ctx"]
     assert float(logits.detach().abs().max()) <= float(clip.model.logit_scale.exp()) + 1e-3  # cosine x scale
+
+
+class _LabelVisual(torch.nn.Module):
+    """Stands in for a pretrained image tower: an image's pixel (0, 0, 0) holds its class, which maps to a
+    fixed random embedding (plus noise), so a good prompt can separate the classes."""
+
+    def __init__(self, n_cls, dim, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("protos", torch.randn(n_cls, dim, generator=g))
+
+    def forward(self, x):
+        label = x[:, 0, 0, 0].round().long()
+        return self.protos[label] + 0.1 * torch.randn(len(x), self.protos.shape[1])
+
+
+@pytest.mark.parametrize("csc", [False, True])
+def test_coop_training_learns(clip, csc):
+    import copy
+
+    from coop.train import TrainConfig, fit
+
+    model = copy.deepcopy(clip.model)
+    model.visual = _LabelVisual(len(NAMES), 128)
+    torch.manual_seed(0)
+    learner = PromptLearner(model, clip.tokenizer, NAMES, n_ctx=4, csc=csc)
+    clf = CoOpClassifier(model, learner)
+    data = [(torch.full((3, 4, 4), float(i % 3)), i % 3) for i in range(48)]
+    x = torch.stack([d[0] for d in data])
+    y = torch.tensor([d[1] for d in data])
+
+    def accuracy():
+        with torch.no_grad():
+            return float((clf.eval()(x).argmax(1) == y).float().mean())
+
+    before = accuracy()
+    hist = fit(clf.train(), [learner.ctx], data, TrainConfig(epochs=60, lr=0.5, batch_size=16), log=None)
+    # a shared context must separate classes through their names alone, so it learns more slowly
+    assert hist[-1] < hist[0] * (0.5 if csc else 0.7)
+    assert accuracy() == 1.0 and before < 1.0
