@@ -79,11 +79,93 @@ def cmd_report_table(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}: {len(table)} rows from {len(a.metrics)} runs")
 
 
+def cmd_transfer(a: argparse.Namespace) -> None:
+    from coop.transfer import write_transfer
+
+    write_transfer(a.run_dir, a.target, a.out, data_root=a.data_root, cache_dir=a.cache_dir, device=a.device)
+    print(f"wrote {a.out}")
+
+
+def cmd_interpret(a: argparse.Namespace) -> None:
+    from coop.interpret import write_nearest_words
+
+    record = write_nearest_words(a.run_dir, a.out, data_root=a.data_root, k=a.k)
+    print(f"wrote {a.out}: {len(record['nearest'])} context vectors")
+
+
+def cmd_report_runs(a: argparse.Namespace) -> None:
+    from coop.report.collect import runs_table, write
+
+    print(f"wrote {a.out}: {len(write(runs_table(a.metrics), a.out))} runs")
+
+
+def cmd_report_transfer(a: argparse.Namespace) -> None:
+    from coop.report.collect import transfer_table, write
+
+    print(f"wrote {a.out}: {len(write(transfer_table(a.files), a.out))} rows")
+
+
+PAPER_TABLE_TITLES = {
+    "table1_domain_generalization": "Table 1: domain generalisation (trained on the source, 16 shots)",
+    "table2_prompt_ensembling": "Table 2: hand-crafted prompt vs prompt ensembling vs CoOp",
+    "table3_initialization": "Table 3: random vs word initialisation of the context (M=4)",
+    "table4_nearest_words": "Table 4: nearest words to the learned context vectors",
+    "table5_finetuning_methods": "Table 5: CoOp vs other ways to adapt CLIP (16 shots)",
+    "fig1_prompt_engineering": "Fig. 1: hand-written prompt variants vs CoOp",
+}
+
+
+def cmd_report_paper(a: argparse.Namespace) -> None:
+    import json
+
+    from coop.io import read_json, write_text
+    from coop.report import paper
+    from coop.report.tables import read_table, to_markdown
+
+    exp = json.loads(a.experiment)
+    runs = read_table(a.runs)
+    if a.what == "table1_domain_generalization":
+        df = paper.table1_domain_generalization(read_table(a.transfer), runs, exp)
+    elif a.what == "table4_nearest_words":
+        records = [read_json(p) for p in a.nearest]
+        df = paper.table4_nearest_words(records, exp)
+        csc = paper.table4_nearest_words_csc(records, exp)
+    else:
+        builder = {"table2_prompt_ensembling": paper.table2_prompt_ensembling,
+                   "table3_initialization": paper.table3_initialization,
+                   "table5_finetuning_methods": paper.table5_finetuning,
+                   "fig1_prompt_engineering": paper.fig1_prompt_engineering}[a.what]
+        df = builder(runs, exp)
+    paper.write_paper_table(df, a.csv, a.md, title=PAPER_TABLE_TITLES[a.what])
+    if a.what == "table4_nearest_words" and len(csc):
+        write_text(a.md, Path(a.md).read_text() + "\n**Class-specific contexts**\n\n" + to_markdown(csc))
+    print(f"wrote {a.csv} and {a.md}: {len(df)} cells")
+
+
+def cmd_report_figure(a: argparse.Namespace) -> None:
+    import json
+
+    from coop.report import paper_figures
+    from coop.report.tables import read_table
+
+    plot = {"fig4_gain_over_zeroshot": paper_figures.plot_gain_over_zeroshot,
+            "fig5a_context_length": paper_figures.plot_context_length,
+            "fig5b_backbones": paper_figures.plot_backbones}[a.what]
+    plot(read_table(a.runs), json.loads(a.experiment), a.png, a.pdf)
+    print(f"wrote {a.png}")
+
+
 def cmd_report_fig3(a: argparse.Namespace) -> None:
+    import json
+
+    from coop.report.collect import select_experiment
     from coop.report.figures import plot_fewshot
     from coop.report.tables import read_table
 
-    plot_fewshot(read_table(a.table), a.png, a.pdf, backbone=a.backbone)
+    table = read_table(a.table)
+    if a.experiment:
+        table = select_experiment(table, json.loads(a.experiment))
+    plot_fewshot(table, a.png, a.pdf, backbone=a.backbone)
     print(f"wrote {a.png}")
 
 
@@ -143,18 +225,61 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backbone(p)
     p.set_defaults(func=cmd_features)
 
+    p = sub.add_parser("transfer", help="evaluate a finished run on other datasets (domain shift)")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--target", nargs="+", required=True)
+    p.add_argument("--data-root", default="data")
+    p.add_argument("--cache-dir", default="results")
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser("interpret", help="nearest vocabulary tokens to a CoOp run's learned context")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--data-root", default="data")
+    p.add_argument("-k", type=int, default=3, help="nearest tokens kept per vector (the first is reported)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_interpret)
+
     report = sub.add_parser("report", help="tables and figures")
     rsub = report.add_subparsers(dest="report_command", required=True)
     p = rsub.add_parser("table", help="aggregate metrics.json files into the few-shot table")
     p.add_argument("--out", required=True)
     p.add_argument("metrics", nargs="+")
     p.set_defaults(func=cmd_report_table)
+    p = rsub.add_parser("runs", help="one row per run, method parameters as param_* columns")
+    p.add_argument("--out", required=True)
+    p.add_argument("metrics", nargs="+")
+    p.set_defaults(func=cmd_report_runs)
+    p = rsub.add_parser("transfer", help="one row per run x target of the domain-shift evaluations")
+    p.add_argument("--out", required=True)
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_report_transfer)
     p = rsub.add_parser("fig3", help="plot the few-shot curves like the paper's Figure 3")
     p.add_argument("--table", required=True)
     p.add_argument("--png", required=True)
     p.add_argument("--pdf", default=None)
     p.add_argument("--backbone", default=None)
+    p.add_argument("--experiment", default=None, help="JSON of the experiment whose runs to plot")
     p.set_defaults(func=cmd_report_fig3)
+
+    p = rsub.add_parser("paper", help="one of the paper's tables, beside the paper's numbers")
+    p.add_argument("--what", required=True, choices=sorted(PAPER_TABLE_TITLES))
+    p.add_argument("--experiment", required=True, help="JSON of the experiment (with paper_names)")
+    p.add_argument("--runs", required=True, help="runs.csv")
+    p.add_argument("--transfer", default=None, help="transfer.csv (Table 1)")
+    p.add_argument("--nearest", nargs="*", default=[], help="nearest_words.json files (Table 4)")
+    p.add_argument("--csv", required=True)
+    p.add_argument("--md", required=True)
+    p.set_defaults(func=cmd_report_paper)
+    p = rsub.add_parser("figure", help="one of the paper's figures 4, 5a, 5b")
+    p.add_argument("--what", required=True,
+                   choices=["fig4_gain_over_zeroshot", "fig5a_context_length", "fig5b_backbones"])
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--runs", required=True)
+    p.add_argument("--png", required=True)
+    p.add_argument("--pdf", default=None)
+    p.set_defaults(func=cmd_report_figure)
 
     p = sub.add_parser("list", help="known datasets and methods")
     p.set_defaults(func=cmd_list)

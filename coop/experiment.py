@@ -107,7 +107,7 @@ def run_experiment(
             save_file(tensors, str(tmp), metadata={"dataset": dataset, "backbone": backbone, "method": method,
                                                     "variant": variant, "shots": str(shots), "seed": str(seed)})
     record = {
-        "dataset": dataset, "backbone": backbone, "model": model, "pretrained": pretrained,
+        "dataset": dataset, "backbone": backbone, "model": model, "pretrained": pretrained, "init_seed": init_seed,
         "method": method, "variant": variant, "shots": shots, "seed": seed,
         **metrics, "n_classes": len(split.classnames),
         "params": dataclasses.asdict(cfg), **{k: v for k, v in result.info.items()},

@@ -38,6 +38,13 @@ def epochs_for_shots(shots: int, dataset: str = "") -> int:
     return 100 if shots <= 4 else 200
 
 
+def resolve_epochs(epochs: int | None, epoch_scale: float, shots: int, dataset: str = "") -> int:
+    """An explicit `epochs`, else the official schedule by shots times `epoch_scale` (at least 1)."""
+    if epochs:
+        return epochs
+    return max(1, round(epochs_for_shots(shots, dataset) * epoch_scale))
+
+
 def lr_at_epoch(epoch: int, cfg: TrainConfig) -> float:
     """Constant warm-up for the first epochs, then lr/2 * (1 + cos(pi * e / T)) with e counted after warm-up."""
     if epoch < cfg.warmup_epochs:

@@ -18,6 +18,7 @@ from PIL import Image
 from coop.data import toyworld as tw
 
 NAMES = sorted(tw.TOY_DATASETS)
+SHIFTED = {"toy_shapes_sketch", "toy_shapes_v2", "toy_shapes_cartoon", "toy_shapes_hard"}
 COUNTS = {"train": 3, "val": 2, "test": 3}
 SIZE = 32
 
@@ -46,12 +47,14 @@ def _mentions(text: str, phrase: str) -> bool:
 
 
 def test_registry():
-    assert set(NAMES) >= {"toy_shapes", "toy_textures", "toy_flowers", "toy_shapes_sketch"}
+    assert set(NAMES) >= {"toy_shapes", "toy_textures", "toy_flowers"} | SHIFTED
     for name, spec in tw.TOY_DATASETS.items():
         assert spec.name == name
         assert spec.split_file == f"split_zhou_{spec.split_name}.json"
         assert "{}" in spec.template
-        assert len(set(spec.classnames)) == len(spec.classnames) >= 8
+        assert len(set(spec.classnames)) == len(spec.classnames) >= 6
+        assert spec.kind in tw.RENDERERS and spec.kind in tw.CAPTION_TEMPLATES
+    assert len({spec.split_name for spec in tw.TOY_DATASETS.values()}) == len(NAMES)
     assert tw.TOY_DATASETS["toy_shapes"].template == "a photo of a {}."
     assert tw.TOY_DATASETS["toy_textures"].template == "{} texture."
     assert tw.TOY_DATASETS["toy_flowers"].template == "a photo of a {}, a type of flower."
@@ -63,6 +66,37 @@ def test_sketch_shares_classes_with_shapes():
     assert sketch.classnames == shapes.classnames
     assert sketch.template == shapes.template
     assert sketch.split_name != shapes.split_name
+
+
+def test_shifted_datasets_are_renderings_of_shapes():
+    """Like ImageNet-V2/-Sketch/-A/-R: toy_shapes' class names (a subset, in the same order, with
+    labels 0..n-1), its template, and `source` naming it; every other dataset has no source."""
+    shapes = tw.TOY_DATASETS["toy_shapes"].classnames
+    assert {n for n, s in tw.TOY_DATASETS.items() if s.source is not None} == SHIFTED
+    for name in SHIFTED:
+        spec = tw.TOY_DATASETS[name]
+        assert spec.source == "toy_shapes" and spec.attribute == "shape"
+        assert spec.template == "a photo of a {}."
+        positions = [shapes.index(c) for c in spec.classnames]  # ValueError if not a toy_shapes class
+        assert positions == sorted(set(positions))  # toy_shapes' relative order, no repeats
+    assert tw.TOY_DATASETS["toy_shapes_v2"].classnames == shapes
+    cartoon = tw.TOY_DATASETS["toy_shapes_cartoon"].classnames
+    hard = tw.TOY_DATASETS["toy_shapes_hard"].classnames
+    assert (len(cartoon), len(hard)) == (7, 6)  # subsets, like ImageNet-R's and -A's 200 classes
+    assert set(cartoon) != set(hard)
+    assert {s.split_name for n, s in tw.TOY_DATASETS.items() if n in SHIFTED} == {
+        "ToyShapesSketch", "ToyShapesV2", "ToyShapesCartoon", "ToyShapesHard"}
+
+
+def test_subset_labels_follow_the_subset(datasets):
+    """Labels are positions in the subset; folders are named like toy_shapes' folders."""
+    for name in ("toy_shapes_cartoon", "toy_shapes_hard"):
+        spec = tw.TOY_DATASETS[name]
+        items = _load(datasets[name])["test"]
+        assert sorted({label for _, label, _ in items}) == list(range(len(spec.classnames)))
+        assert {cls for _, _, cls in items} == set(spec.classnames)
+        folders = {p.name for p in (datasets[name].parent / "images").iterdir()}
+        assert folders == {tw.class_folder(c) for c in spec.classnames}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -259,6 +293,83 @@ def test_sketches_are_dark_outlines_on_light_paper():
         assert (img < 150).mean() < 0.3  # outlines, not fills
         rgb = tw.render_image("toy_shapes_sketch", k % 10, seed=k).astype(int)
         assert np.abs(rgb - rgb.mean(-1, keepdims=True)).max() < 60  # no fill colour
+
+
+def _image_stats(name: str, n: int = 60) -> dict[str, np.ndarray]:
+    """Per-image statistics of n images of `name` (classes in turn), from fixed seeds."""
+    spec = tw.TOY_DATASETS[name]
+    stats = []
+    for i in range(n):
+        img = tw.render_image(name, i % len(spec.classnames), seed=[i, 11])
+        rgb = img.astype(np.float64) / 255
+        hi, lo = rgb.max(-1), rgb.min(-1)
+        y = _luma(img)
+        grad = np.abs(np.diff(y, axis=0))[:, :-1] + np.abs(np.diff(y, axis=1))[:-1]
+        blocks = y.reshape(8, 4, 8, 4).mean((1, 3))  # 4x4 means: contrast of the scene, not the noise
+        pairs = y.reshape(16, 2, 16, 2)
+        stats.append({
+            "saturation": ((hi - lo) / np.maximum(hi, 1e-6)).mean(),
+            "edges": (grad > 40).mean(),  # strong luma steps: edges of shapes and clutter
+            "contrast": blocks.std(),
+            "noise": np.median(np.abs(pairs - pairs.mean((1, 3), keepdims=True))),  # robust to edges
+            "black": (y < 50).mean(),  # near-black pixels
+        })
+    return {k: np.array([s[k] for s in stats]) for k in stats[0]}
+
+
+@pytest.fixture(scope="module")
+def shape_stats() -> dict[str, dict[str, np.ndarray]]:
+    return {name: _image_stats(name) for name in ["toy_shapes", *sorted(SHIFTED - {"toy_shapes_sketch"})]}
+
+
+def test_v2_is_a_mild_shift(shape_stats):
+    """V2: the same kind of photos (similar colours and contrast) with busier backgrounds."""
+    base, v2 = shape_stats["toy_shapes"], shape_stats["toy_shapes_v2"]
+    assert v2["saturation"].mean() < base["saturation"].mean()  # paler shapes
+    assert abs(v2["saturation"].mean() - base["saturation"].mean()) < 0.1
+    assert 0.8 < v2["contrast"].mean() / base["contrast"].mean() < 1.25
+    assert v2["edges"].mean() > 2 * base["edges"].mean()  # more background clutter
+
+
+def test_cartoons_have_black_outlines(shape_stats):
+    base, cartoon = shape_stats["toy_shapes"], shape_stats["toy_shapes_cartoon"]
+    assert np.median(base["black"]) < 0.005  # most photos have no black at all
+    assert np.median(cartoon["black"]) > 0.02
+    assert (cartoon["black"] > 0.003).mean() > 0.95  # nearly every rendition has its outline
+    assert cartoon["black"].max() < 0.3  # outlines, not black fills or backgrounds
+    assert cartoon["noise"].mean() < base["noise"].mean()  # flat fills, little texture
+
+
+def test_hard_examples_are_faint_and_noisy(shape_stats):
+    base, hard = shape_stats["toy_shapes"], shape_stats["toy_shapes_hard"]
+    assert hard["contrast"].mean() < 0.8 * base["contrast"].mean()
+    assert hard["noise"].mean() > 1.6 * base["noise"].mean()
+    assert hard["edges"].mean() > 2 * base["edges"].mean()  # clutter and distractors
+
+
+def test_cartoon_pixel_art_is_blocky():
+    """Large pixel-art shapes are drawn in 2x2 blocks of one colour (before noise and light)."""
+    seen = 0
+    for i in range(60):
+        rng = np.random.default_rng(i)
+        img, words = tw._render_cartoon("heart", rng, 64)  # supersampled: 4x4 blocks
+        if words["style"] != "pixel art" or words["size"] != "large" or "gradient" in words["bg"]:
+            continue
+        blocks = img.reshape(3, 16, 4, 16, 4)
+        assert np.abs(blocks - blocks[:, :, :1, :, :1]).max() < 1e-6
+        seen += 1
+    assert seen >= 2
+
+
+def test_shifted_captions_name_the_style():
+    for i in range(40):
+        _, words = tw.sample_image("toy_shapes_cartoon", i % 7, np.random.default_rng(i), 8)
+        caption, _ = tw.make_caption("toy_shapes_cartoon", words, np.random.default_rng(i), noise=0.0)
+        assert words["style"] in caption
+        _, words = tw.sample_image("toy_shapes_hard", i % 6, np.random.default_rng(i), 8)
+        caption, _ = tw.make_caption("toy_shapes_hard", words, np.random.default_rng(i), noise=0.0)
+        assert re.search(r"hard|noisy|low contrast|grainy|barely|dark|difficult|washed out|"
+                         + "|".join(tw.HARD_FLAWS), caption)
 
 
 def test_textures_have_strong_contrast():

@@ -14,15 +14,22 @@ from conftest import ROOT
 TINY = {
     "data_root": "data",
     "toy_world": {"n_train": 4, "n_val": 2, "n_test": 5, "image_size": 32, "seed": 0},
-    "datasets": ["toy_shapes", "toy_textures"],
     "backbones": {"toy-rn": {"model": "toy-rn", "pretrained": "random"}},
-    "shots": [1, 2],
-    "seeds": [1, 2],
     "methods": {
         "zeroshot": {"default": {}},
         "ensemble": {"default": {}},
         "linear_probe": {"default": {}},
         "coop": {"end_m4": {"n_ctx": 4, "epochs": 2}},
+    },
+    "experiments": {
+        "fewshot": {
+            "datasets": ["toy_shapes", "toy_textures"],
+            "backbones": ["toy-rn"],
+            "shots": [1, 2],
+            "seeds": [1, 2],
+            "runs": {"zeroshot": "zeroshot/default", "ensemble": "ensemble/default",
+                     "linear_probe": "linear_probe/default", "coop": "coop/end_m4"},
+        },
     },
     "threads_per_job": 1,
 }
@@ -101,7 +108,8 @@ def test_runs_record_provenance_and_share_subsets(tiny_run):
 
 @pytest.mark.badinput
 def test_config_typo_names_the_key(tmp_path):
-    proc = snakemake(tmp_path, "-n", config={**TINY, "shot": [1]})
+    fewshot = {**TINY["experiments"]["fewshot"], "shot": [1]}
+    proc = snakemake(tmp_path, "-n", config={**TINY, "experiments": {"fewshot": fewshot}})
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "Additional properties are not allowed ('shot' was unexpected)" in out

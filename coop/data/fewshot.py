@@ -29,6 +29,8 @@ def sample_fewshot(split: Split, shots: int, seed: int, strict: bool = True) -> 
 
     Python's `random` seeded with `seed`; one stream for train then val (PROTOCOL.md). With `strict`, a
     class with fewer than `shots` training images is an error rather than silently fewer shots.
+    A split without val images (ImageNet) gets its few-shot val set from the train images not chosen
+    for training (same per-class count, same RNG stream); see `val_from_train`.
     """
     if shots < 1:
         raise ValueError(f"shots must be >= 1, got {shots}")
@@ -43,8 +45,17 @@ def sample_fewshot(split: Split, shots: int, seed: int, strict: bool = True) -> 
     rng = random.Random()
     rng.seed(seed)
     train = _sample(split.train, shots, rng)
-    val = _sample(split.val, min(shots, 4), rng)
+    if val_from_train(split):
+        chosen = {id(it) for it in train}  # rng.sample returns the very Item objects of split.train
+        val = _sample([it for it in split.train if id(it) not in chosen], min(shots, 4), rng)
+    else:
+        val = _sample(split.val, min(shots, 4), rng)
     return train, val
+
+
+def val_from_train(split: Split) -> bool:
+    """True when the split has no val images (ImageNet): few-shot val then comes from unused train images."""
+    return not split.val and bool(split.train)
 
 
 def items_hash(items: list[Item]) -> str:
@@ -54,6 +65,11 @@ def items_hash(items: list[Item]) -> str:
 
 
 def make_manifest(dataset: str, split: Split, shots: int, seed: int, strict: bool = True) -> dict:
+    if not split.train:
+        raise DatasetError(
+            f"Dataset {dataset!r} has no training images (an evaluation-only dataset?): few-shot subsets "
+            "are drawn from the dataset a method is trained on (its spec's `source`)."
+        )
     train, val = sample_fewshot(split, shots, seed, strict)
     manifest = {
         "dataset": dataset,
@@ -63,6 +79,8 @@ def make_manifest(dataset: str, split: Split, shots: int, seed: int, strict: boo
         "train": [[it.path, it.label, it.classname] for it in train],
         "val": [[it.path, it.label, it.classname] for it in val],
     }
+    if val_from_train(split):
+        manifest["val_from_train"] = True  # the val images are train images not chosen for training
     manifest["hash"] = items_hash(train + val)
     return manifest
 

@@ -1,9 +1,19 @@
 """Toy world: deterministic procedural image datasets laid out on disk like real CoOp datasets.
 
-Nothing can be downloaded here, so the built-in default runs on four generated datasets:
-shapes (a generic object dataset), textures (like DTD), flowers (fine-grained, like Flowers102)
-and the shapes drawn as sketches (a domain shift of the shapes). Every image comes with a caption
-naming its attributes, so that a tiny CLIP can be pretrained on the same world.
+Nothing can be downloaded here, so the built-in default runs on generated datasets: shapes (a
+generic object dataset, standing in for ImageNet), textures (like DTD) and flowers (fine-grained,
+like Flowers102). Four shifted renderings of the shapes stand in for the domain-generalisation
+targets of ImageNet (their spec's `source` is "toy_shapes"; they are for evaluation only):
+
+    toy_shapes_v2       like ImageNet-V2: a fresh sample, paler colours, smaller shapes, busier backgrounds
+    toy_shapes_sketch   like ImageNet-Sketch: black-and-white outline drawings
+    toy_shapes_cartoon  like ImageNet-R: cartoon, pixel-art and embroidered renditions (7 classes)
+    toy_shapes_hard     like ImageNet-A: low contrast, heavy noise, occluded or cropped shapes among
+                        distractors (6 classes)
+
+Subsets keep toy_shapes' class names and order with labels 0..n-1, as ImageNet-A/-R do; classes are
+matched to a source model by name. Every image comes with a caption naming its attributes (and its
+style, for the renditions), so that a tiny CLIP can be pretrained on the same world.
 
 `generate` writes, atomically (built in a hidden sibling folder, then renamed into place):
 
@@ -51,8 +61,9 @@ class ToySpec:
     split_name: str  # split file is split_zhou_<split_name>.json
     template: str  # hand-crafted zero-shot prompt, "{}" = class name
     classnames: tuple[str, ...]
-    kind: str  # renderer: "shapes" | "textures" | "flowers" | "sketch"
+    kind: str  # renderer: "shapes" | "textures" | "flowers" | "sketch" | "v2" | "cartoon" | "hard"
     attribute: str  # what the label is about: "shape" | "texture" | "flower"
+    source: str | None = None  # the dataset this one is a shifted rendering of (evaluation only)
 
     @property
     def split_file(self) -> str:
@@ -71,6 +82,19 @@ FLOWERS = (
     "eight petal flower", "round petal daisy", "pointed petal lily", "double ring rose",
 )
 
+
+def _subset(*names: str) -> tuple[str, ...]:
+    """Some of the SHAPES, in SHAPES' order (as ImageNet-A/-R keep 200 of ImageNet's classes)."""
+    if not set(names) <= set(SHAPES):
+        raise ValueError(f"not shapes: {sorted(set(names) - set(SHAPES))}")
+    return tuple(c for c in SHAPES if c in names)
+
+
+# renditions of the shapes easy to draw in a cartoon; shapes that stay hard in a bad photo
+CARTOON_SHAPES = _subset("circle", "triangle", "five pointed star", "cross", "heart",
+                         "crescent moon", "diamond")
+HARD_SHAPES = _subset("square", "triangle", "five pointed star", "hexagon", "crescent moon", "ring")
+
 TOY_DATASETS: dict[str, ToySpec] = {
     s.name: s
     for s in (
@@ -79,7 +103,13 @@ TOY_DATASETS: dict[str, ToySpec] = {
         ToySpec("toy_flowers", "ToyFlowers", "a photo of a {}, a type of flower.", FLOWERS,
                 "flowers", "flower"),
         ToySpec("toy_shapes_sketch", "ToyShapesSketch", "a photo of a {}.", SHAPES, "sketch",
-                "shape"),
+                "shape", source="toy_shapes"),
+        ToySpec("toy_shapes_v2", "ToyShapesV2", "a photo of a {}.", SHAPES, "v2", "shape",
+                source="toy_shapes"),
+        ToySpec("toy_shapes_cartoon", "ToyShapesCartoon", "a photo of a {}.", CARTOON_SHAPES,
+                "cartoon", "shape", source="toy_shapes"),
+        ToySpec("toy_shapes_hard", "ToyShapesHard", "a photo of a {}.", HARD_SHAPES, "hard",
+                "shape", source="toy_shapes"),
     )
 }
 
@@ -122,12 +152,29 @@ POSITIONS = (
 )
 SIZES = ("small", "large")
 BG_PATTERNS = ("striped", "dotted", "checkered", "grid", "wavy", "speckled")
+CARTOON_STYLES = ("cartoon", "pixel art", "embroidered")
+CARTOON_FILLS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "white")
+CARTOON_BGS = ("white", "yellow", "pink", "blue", "green", "orange", "purple")  # drawn as pastels
+OUTLINE = np.array([0.04, 0.04, 0.05], np.float32)  # the renditions' black outline
+HARD_FLAWS = ("occluded", "cropped", "faded")  # what, besides noise and clutter, makes it hard
 
 
 def _color(name: str, rng: np.random.Generator, table=COLORS, jitter: float = 0.04) -> RGB:
     """A named colour with a little per-image jitter."""
     c = np.asarray(table[name], np.float32) + rng.uniform(-jitter, jitter, 3).astype(np.float32)
     return np.clip(c, 0.0, 1.0)
+
+
+def _saturate(c: RGB, k: float) -> RGB:
+    """Scale a colour's distance from its own grey by k (k < 1 pales it, k > 1 deepens it)."""
+    if k == 1:
+        return c
+    grey = np.float32(_luma(c))
+    return np.clip(grey + (c - grey) * np.float32(k), 0.0, 1.0)
+
+
+def _pastel(name: str, rng: np.random.Generator) -> RGB:
+    return _color(name, rng) * np.float32(0.45) + np.float32(0.55)
 
 
 def _dist(a: str, b: str, table=BG_COLORS) -> float:
@@ -414,33 +461,175 @@ def _layout(rng: np.random.Generator, shape: str) -> tuple[dict[str, str], float
     return {"size": size, "pos": POSITIONS[gy][gx]}, cx, cy, r, angle
 
 
-def _render_shapes(cls: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict[str, str]]:
-    x, y = _grid(size)
-    words, cx, cy, r, angle = _layout(rng, cls)
-    fill_name = _pick(rng, tuple(COLORS))
-    bg_name = _pick(rng, BG_FOR_FILL[fill_name])
+@dataclass(frozen=True)
+class _Photo:
+    """How a photo of a shape is taken; the defaults are toy_shapes'."""
+
+    scale: float = 1.0  # shape radius, relative to toy_shapes
+    saturation: float = 1.0  # fill colour saturation, relative to the named colour
+    pattern_p: float = 0.5  # chance of a patterned (cluttered) background
+    clutter: float = 1.0  # contrast of the background pattern, relative to toy_shapes
+
+
+PHOTO = _Photo()
+PHOTO_V2 = _Photo(scale=0.85, saturation=0.6, pattern_p=0.9, clutter=1.8)
+PHOTO_HARD = _Photo(pattern_p=1.0, clutter=1.5)
+
+
+def _photo_background(rng: np.random.Generator, size: int, bg_name: str,
+                      photo: _Photo) -> tuple[np.ndarray, str]:
+    """A plain or (at low contrast) patterned background, and its caption word."""
     bg_c = _color(bg_name, rng, BG_COLORS)
-    if rng.random() < 0.5:
-        pattern = _pick(rng, BG_PATTERNS)
-        mask = PATTERNS[pattern](x, y, rng, rng.random())
-        # the same pattern as toy_textures, but at low contrast
-        other = bg_c * np.float32(0.84) if _luma(bg_c) > 0.4 else bg_c * np.float32(0.85) + np.float32(0.12)
-        bg = _blend(_fill(size, bg_c), other, mask.astype(np.float32))
-        words["bg"] = pattern
-    else:
-        bg = _fill(size, bg_c)
-        words["bg"] = f"plain {bg_name}"
+    if rng.random() >= photo.pattern_p:
+        return _fill(size, bg_c), f"plain {bg_name}"
+    pattern = _pick(rng, BG_PATTERNS)
+    x, y = _grid(size)
+    mask = PATTERNS[pattern](x, y, rng, rng.random())
+    # the same pattern as toy_textures, but at low contrast
+    other = bg_c * np.float32(0.84) if _luma(bg_c) > 0.4 else bg_c * np.float32(0.85) + np.float32(0.12)
+    if photo.clutter != 1:
+        other = np.clip(bg_c + (other - bg_c) * np.float32(photo.clutter), 0, 1)
+    return _blend(_fill(size, bg_c), other, mask.astype(np.float32)), pattern
+
+
+def _paint_shape(img: np.ndarray, cls: str, rng: np.random.Generator, cx: float, cy: float,
+                 r: float, angle: float, fill_name: str, saturation: float = 1.0,
+                 opacity: float = 1.0) -> None:
+    """Paint a shaded shape onto img (3, S, S) in place."""
+    size = img.shape[-1]
+    x, y = _grid(size)
     rows, cols = _window(size, cx, cy, SHAPE_EXTENT * r + 4 / size)
     xs, ys = x[:, cols], y[rows, :]
     # photo-like shading: light falls across the shape from a random direction
     light = rng.uniform(0, 2 * np.pi)
     lx, ly = np.float32(math.cos(light)), np.float32(math.sin(light))
     shade = 1 + np.float32(0.22 / r) * ((xs - np.float32(cx)) * lx + (ys - np.float32(cy)) * ly)
-    fg = _color(fill_name, rng)[:, None, None] * shade
+    fg = _saturate(_color(fill_name, rng), saturation)[:, None, None] * shade
     alpha = _coverage(shape_sdf(cls, xs, ys, cx, cy, r, angle), 2 / size)
-    bg[:, rows, cols] = _blend(bg[:, rows, cols], fg, alpha)
+    if opacity != 1:
+        alpha *= np.float32(opacity)
+    img[:, rows, cols] = _blend(img[:, rows, cols], fg, alpha)
+
+
+def _render_shapes(cls: str, rng: np.random.Generator, size: int,
+                   photo: _Photo = PHOTO) -> tuple[np.ndarray, dict[str, str]]:
+    words, cx, cy, r, angle = _layout(rng, cls)
+    fill_name = _pick(rng, tuple(COLORS))
+    bg_name = _pick(rng, BG_FOR_FILL[fill_name])
+    img, words["bg"] = _photo_background(rng, size, bg_name, photo)
+    _paint_shape(img, cls, rng, cx, cy, r * photo.scale, angle, fill_name, photo.saturation)
     words.update(cls=cls, color=fill_name)
-    return bg, words
+    return img, words
+
+
+def _render_v2(cls: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict[str, str]]:
+    """toy_shapes photographed anew: paler, smaller shapes on busier backgrounds, a colour cast."""
+    img, words = _render_shapes(cls, rng, size, PHOTO_V2)
+    img *= (1 + rng.uniform(-0.08, 0.08, 3)).astype(np.float32)[:, None, None]
+    return img, words
+
+
+def _distractors(img: np.ndarray, cls: str, rng: np.random.Generator, n: int) -> None:
+    """Small, faint shapes of other classes scattered over the background, in place."""
+    for _ in range(n):
+        other = _pick(rng, tuple(s for s in SHAPES if s != cls))
+        r = rng.uniform(0.14, 0.24)
+        cx, cy = rng.uniform(-0.85, 0.85, 2)
+        angle = math.radians(rng.uniform(-1, 1) * MAX_ROTATION[other])
+        _paint_shape(img, other, rng, cx, cy, r, angle, _pick(rng, tuple(COLORS)), opacity=0.7)
+
+
+def _to_border(rng: np.random.Generator, cx: float, cy: float, r: float) -> tuple[float, float]:
+    """Move the centre towards a random border so that the image crops 20-50% of a radius off."""
+    edge = (1 - r * rng.uniform(0.5, 0.8)) * (1 if rng.random() < 0.5 else -1)
+    return (edge, cy) if rng.random() < 0.5 else (cx, edge)
+
+
+def _occlude(img: np.ndarray, rng: np.random.Generator, cx: float, cy: float, r: float,
+             fill_name: str) -> np.ndarray:
+    """A bar (a post, a branch) across the shape, hiding a quarter to a half of it."""
+    size = img.shape[-1]
+    x, y = _grid(size)
+    _, b = _rotate(x - np.float32(cx), y - np.float32(cy), rng.uniform(0, np.pi))
+    half, offset = r * rng.uniform(0.25, 0.4), r * rng.uniform(-0.5, 0.5)
+    bar = _coverage(np.abs(b - np.float32(offset)) - np.float32(half), 2 / size)
+    return _blend(img, _color(_pick(rng, BG_FOR_FILL[fill_name]), rng, BG_COLORS), bar)
+
+
+def _render_hard(cls: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict[str, str]]:
+    """A bad photo: clutter, distractors, a hidden or cropped shape, low contrast (noise comes later)."""
+    words, cx, cy, r, angle = _layout(rng, cls)
+    flaw = _pick(rng, HARD_FLAWS)
+    fill_name = _pick(rng, tuple(COLORS))
+    img, _ = _photo_background(rng, size, _pick(rng, BG_FOR_FILL[fill_name]), PHOTO_HARD)
+    _distractors(img, cls, rng, 1 + int(rng.integers(2)))
+    if flaw == "cropped":
+        cx, cy = _to_border(rng, cx, cy, r)
+    _paint_shape(img, cls, rng, cx, cy, r, angle, fill_name)
+    if flaw == "occluded":
+        img = _occlude(img, rng, cx, cy, r, fill_name)
+    contrast = rng.uniform(0.25, 0.35) if flaw == "faded" else rng.uniform(0.4, 0.6)
+    haze = np.float32(rng.uniform(0.3, 0.6))
+    img = haze + (img - haze) * np.float32(contrast)
+    return img, {"cls": cls, "color": fill_name, "size": words["size"], "flaw": flaw}
+
+
+def _cartoon_background(rng: np.random.Generator, size: int, fill_name: str) -> tuple[np.ndarray, str]:
+    """A flat pastel, or a gradient from one pastel to another; and its caption word."""
+    names = tuple(c for c in CARTOON_BGS if c != fill_name)
+    bg_name = _pick(rng, names)
+    img = _fill(size, _pastel(bg_name, rng))
+    if rng.random() < 0.5:
+        return img, f"plain {bg_name}"
+    x, y = _grid(size)
+    a, _ = _rotate(x, y, rng.uniform(0, 2 * np.pi))
+    ramp = np.clip(a * np.float32(0.5) + np.float32(0.5), 0, 1)
+    return _blend(img, _pastel(_pick(rng, names), rng), ramp), f"{bg_name} gradient"
+
+
+def _snap(t: np.ndarray, block: float) -> np.ndarray:
+    """Coordinates moved to the centre of their block: shapes drawn with them come out blocky."""
+    q = np.float32(block)
+    return (np.floor((t + 1) / q) + np.float32(0.5)) * q - 1
+
+
+def _stitches(xs: np.ndarray, ys: np.ndarray, rng: np.random.Generator, cx: float, cy: float,
+              r: float, px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Embroidery: the fill as a lattice of thread dots, the outline as a running stitch."""
+    a, b = _rotate(xs, ys, math.pi / 4)
+    p = np.float32(6 * px)
+    du, dv = _frac(a / p + np.float32(rng.uniform())) - 0.5, _frac(b / p + np.float32(rng.uniform())) - 0.5
+    dots = (du * du + dv * dv < np.float32(0.13)).astype(np.float32)
+    n = max(8, round(2 * math.pi * r / (7 * px)))  # stitches around the outline
+    theta = np.arctan2(ys - np.float32(cy), xs - np.float32(cx))
+    dashes = _frac(theta * np.float32(n / (2 * np.pi)) + np.float32(rng.uniform())) < 0.7
+    return np.float32(0.3) + np.float32(0.7) * dots, dashes.astype(np.float32)
+
+
+def _render_cartoon(cls: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict[str, str]]:
+    """A rendition: flat saturated fill, thick black outline; as a cartoon, pixel art or embroidery."""
+    x, y = _grid(size)
+    words, cx, cy, r, angle = _layout(rng, cls)
+    style, fill_name = _pick(rng, CARTOON_STYLES), _pick(rng, CARTOON_FILLS)
+    img, words["bg"] = _cartoon_background(rng, size, fill_name)
+    px = 2 / size
+    block = (4 if words["size"] == "large" else 2) * px  # pixel art: 2 x 2 or 1 x 1 output pixels
+    width = max(rng.uniform(0.14, 0.22) * r, 3 * px)
+    rows, cols = _window(size, cx, cy, SHAPE_EXTENT * r + 2 * width + block + 2 * px)
+    xs, ys = x[:, cols], y[rows, :]
+    edge, shift = px, 0.0
+    if style == "pixel art":  # hard-edged blocks, the outline around the shape rather than on it
+        xs, ys, edge, shift = _snap(xs, block), _snap(ys, block), 1e-4, width / 2
+    sdf = shape_sdf(cls, xs, ys, cx, cy, r, angle)
+    fill = _coverage(sdf, edge)
+    line = _coverage(np.abs(sdf - np.float32(shift)) - np.float32(width / 2), edge)
+    if style == "embroidered":
+        dots, dashes = _stitches(xs, ys, rng, cx, cy, r, px)
+        fill, line = fill * dots, line * dashes
+    region = _blend(img[:, rows, cols], _saturate(_color(fill_name, rng), 1.3), fill)
+    img[:, rows, cols] = _blend(region, OUTLINE, line)
+    words.update(cls=cls, color=fill_name, style=style)
+    return img, words
 
 
 def _render_sketch(cls: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict[str, str]]:
@@ -550,9 +739,12 @@ def _render_flowers(cls: str, rng: np.random.Generator, size: int) -> tuple[np.n
 RENDERERS: dict[str, Callable] = {
     "shapes": _render_shapes, "sketch": _render_sketch,
     "textures": _render_textures, "flowers": _render_flowers,
+    "v2": _render_v2, "cartoon": _render_cartoon, "hard": _render_hard,
 }
-PIXEL_NOISE = {"shapes": 0.02, "sketch": 0.012, "textures": 0.02, "flowers": 0.02}
-LIGHTING = {"shapes": 0.08, "sketch": 0.03, "textures": 0.1, "flowers": 0.15}  # uneven light / paper
+PIXEL_NOISE = {"shapes": 0.02, "sketch": 0.012, "textures": 0.02, "flowers": 0.02,
+               "v2": 0.025, "cartoon": 0.01, "hard": 0.06}
+LIGHTING = {"shapes": 0.08, "sketch": 0.03, "textures": 0.1, "flowers": 0.15,  # uneven light / paper
+            "v2": 0.1, "cartoon": 0.02, "hard": 0.08}
 
 # ---------------------------------------------------------------------------------------------
 # captions
@@ -632,23 +824,66 @@ CAPTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "a {size} {cls}.",
         "a wild {color} {cls}.",
     ),
+    "cartoon": (
+        "a {style} {cls}.",
+        "a {style} rendition of a {cls}.",
+        "a {style} {color} {cls} on a {bg} background.",
+        "a {size} {style} {cls}.",
+        "a {style} image of a {color} {cls}.",
+        "a {color} {cls} in a {style} rendition.",
+        "a {style} {cls} with a thick black outline.",
+        "a {style} picture of a {size} {cls}.",
+        "a {style} version of a {cls}.",
+        "a {style} {cls} coloured {color}.",
+        "a {style} rendering of a {cls} on a {bg} background.",
+        "a {size} {color} {style} {cls}.",
+        "a {style} {cls} against a {bg} backdrop.",
+        "a {style} sticker of a {color} {cls}.",
+        "a {style} icon of a {cls}.",
+        "a {style} {cls} in the {pos}.",
+        "a {style} {cls} in {color} on a {bg} background.",
+    ),
+    "hard": (
+        "a hard to see photo of a {cls}.",
+        "a {flaw} photo of a {cls}.",
+        "a noisy, low contrast photo of a {color} {cls}.",
+        "a {flaw} {color} {cls} in a cluttered scene.",
+        "a dim, grainy picture of a {size} {cls}.",
+        "a {size} {cls}, {flaw}, in a noisy photo.",
+        "a low contrast photo of a {flaw} {cls}.",
+        "a grainy photo of a {color} {cls} among other shapes.",
+        "a {flaw} {cls} next to other shapes.",
+        "a {size} {color} {cls}, barely visible.",
+        "a dark, noisy photo of a {cls}.",
+        "a {flaw} and noisy image of a {cls}.",
+        "a photo of a {color} {cls}, {flaw} and hard to see.",
+        "a difficult photo of a {size} {cls}.",
+        "a {cls} among distractors in a {flaw} photo.",
+        "a washed out photo of a {size} {flaw} {cls}.",
+    ),
 }
+CAPTION_TEMPLATES["v2"] = CAPTION_TEMPLATES["shapes"]  # photos too, like toy_shapes'
 
 
 def _vocabulary(spec: ToySpec) -> dict[str, tuple[str, ...]]:
     """Every value each caption slot can take, for drawing a wrong one."""
     positions = tuple(p for row in POSITIONS for p in row)
     common = {"cls": spec.classnames, "size": SIZES}
-    return {
+    vocab = {
         "shapes": {**common, "pos": positions, "color": tuple(COLORS),
                    "bg": BG_PATTERNS + tuple(f"plain {c}" for c in BG_COLORS)},
+        "cartoon": {**common, "pos": positions, "style": CARTOON_STYLES, "color": CARTOON_FILLS,
+                    "bg": tuple(f"plain {c}" for c in CARTOON_BGS) + tuple(f"{c} gradient" for c in CARTOON_BGS)},
+        "hard": {**common, "color": tuple(COLORS), "flaw": HARD_FLAWS},
         "sketch": {**common, "pos": positions, "ink": tuple(INKS), "paper": tuple(PAPERS),
                    "stroke": ("thin", "thick")},
         "textures": {"cls": spec.classnames, "c1": tuple(COLORS), "c2": tuple(COLORS),
                      "scale": ("fine", "coarse")},
         "flowers": {**common, "color": PETAL_COLORS, "center": CENTER_COLORS,
                     "bg": tuple(FLOWER_BACKGROUNDS)},
-    }[spec.kind]
+    }
+    vocab["v2"] = vocab["shapes"]
+    return vocab[spec.kind]
 
 
 def make_caption(name: str, words: dict[str, str], rng: np.random.Generator,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,7 +15,7 @@ from coop.methods.base import MethodResult, RunContext
 from coop.methods.registry import MethodError
 from coop.models.text import TextEncoder, tokenize
 from coop.models.transforms import train_transform
-from coop.train import PRECISIONS, TrainConfig, epochs_for_shots, fit
+from coop.train import PRECISIONS, TrainConfig, fit, resolve_epochs
 
 POSITIONS = ("end", "middle", "front")
 
@@ -26,7 +27,8 @@ class CoOpConfig:
     class_token_position: str = "end"  # end | middle | front
     init: str | None = None            # None = random N(0, 0.02); else words, e.g. "a photo of a"
     precision: str = "fp32"            # fp32 | amp | fp16 (the official default)
-    epochs: int | None = None          # None = by shots (PROTOCOL.md)
+    epochs: int | None = None          # None = by shots (PROTOCOL.md) x epoch_scale
+    epoch_scale: float = 1.0           # shorten the official schedule (e.g. for the toy world)
     batch_size: int = 32
     lr: float = 0.002
     cut_text: bool = True              # run the text encoder only up to the longest EOT (exact)
@@ -37,6 +39,8 @@ class CoOpConfig:
             raise MethodError(f"class_token_position must be one of {POSITIONS}, got {self.class_token_position!r}")
         if self.precision not in PRECISIONS:
             raise MethodError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.epoch_scale <= 0:
+            raise MethodError(f"epoch_scale must be > 0, got {self.epoch_scale}")
         if self.n_ctx < 1:
             raise MethodError(f"n_ctx must be >= 1, got {self.n_ctx}")
 
@@ -127,12 +131,11 @@ def run(ctx: RunContext, cfg: CoOpConfig) -> MethodResult:
     torch.manual_seed(ctx.seed)
     clip = ctx.clip
     model = clip.model
-    learner = PromptLearner(model, clip.tokenizer, ctx.classnames, cfg.n_ctx, cfg.csc,
-                            cfg.class_token_position, cfg.init)
+    learner = _learner(ctx, cfg)
     classifier = CoOpClassifier(model, learner, cfg.cut_text).to(ctx.device)
     if cfg.precision == "fp16":
         classifier.half()
-    epochs = cfg.epochs or epochs_for_shots(ctx.shots, ctx.spec.name)
+    epochs = resolve_epochs(cfg.epochs, cfg.epoch_scale, ctx.shots, ctx.spec.name)
     train_cfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, precision=cfg.precision,
                             num_workers=cfg.num_workers)
     items = ctx.items("train")
@@ -148,3 +151,21 @@ def run(ctx: RunContext, cfg: CoOpConfig) -> MethodResult:
     info = {"epochs": epochs, "n_ctx_effective": learner.n_ctx, "final_loss": history[-1] if history else None,
             "loss_history": [round(h, 5) for h in history]}
     return MethodResult(logits, info=info, artifacts={"prompt.safetensors": {"ctx": np.ascontiguousarray(ctx_tensor)}})
+
+
+def _learner(ctx: RunContext, cfg: CoOpConfig) -> PromptLearner:
+    clip = ctx.clip
+    return PromptLearner(clip.model, clip.tokenizer, ctx.classnames, cfg.n_ctx, cfg.csc, cfg.class_token_position,
+                         cfg.init)
+
+
+def classifier(ctx: RunContext, cfg: CoOpConfig, run_dir):
+    """The learned prompts of a finished run (prompt.safetensors) as a classifier over its classes."""
+    from safetensors.torch import load_file
+
+    learner = _learner(ctx, cfg)
+    with torch.no_grad():
+        learner.ctx.copy_(load_file(str(Path(run_dir) / "prompt.safetensors"))["ctx"])
+        text = CoOpClassifier(ctx.clip.model, learner, cfg.cut_text).text_features().float().cpu().numpy()
+    scale = float(ctx.clip.model.logit_scale.exp())
+    return lambda features: cosine_logits(features, text, scale)

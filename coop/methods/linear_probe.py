@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -50,6 +51,17 @@ def search_c(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y:
     return float(best_c), tried
 
 
+def probe_logits(coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray, features: np.ndarray,
+                 n_classes: int) -> np.ndarray:
+    """Scores of a fitted probe over all `n_classes`; classes it never saw get -inf."""
+    scores = features.astype(np.float64) @ coef.T + intercept
+    if len(classes) == 2:  # binary problems store one score: that of the second class
+        scores = np.concatenate([-scores, scores], axis=1)
+    logits = np.full((len(features), n_classes), -np.inf)
+    logits[:, classes] = scores
+    return logits
+
+
 def run(ctx: RunContext, cfg: LinearProbeConfig) -> MethodResult:
     train_x, train_y = ctx.fewshot.select(ctx.items("train"))
     val_x, val_y = ctx.fewshot.select(ctx.items("val"))
@@ -59,10 +71,15 @@ def run(ctx: RunContext, cfg: LinearProbeConfig) -> MethodResult:
         c, tried = search_c(train_x, train_y, val_x, val_y, cfg.max_iter, cfg.search_steps)
     ctx.log(f"linear probe: C = {c:.3g} after {len(tried)} fits on {len(train_y)} train / {len(val_y)} val images")
     clf = _fit(train_x, train_y, c, cfg.max_iter)
-    # Classes absent from the few-shot train set get no column from scikit-learn: give them -inf.
-    logits = np.full((len(ctx.test.labels), len(ctx.classnames)), -np.inf, dtype=np.float64)
-    logits[:, clf.classes_] = clf.decision_function(ctx.test.features).reshape(len(ctx.test.labels), -1)
-    if len(clf.classes_) == 2:  # binary decision_function gives one column: the positive class's score
-        scores = clf.decision_function(ctx.test.features)
-        logits[:, clf.classes_[0]], logits[:, clf.classes_[1]] = -scores, scores
-    return MethodResult(logits, info={"C": c, "c_search": [[float(a), float(b)] for a, b in tried]})
+    weights = {"coef": clf.coef_, "intercept": clf.intercept_, "classes": clf.classes_.astype(np.int64)}
+    logits = probe_logits(**weights, features=ctx.test.features, n_classes=len(ctx.classnames))
+    return MethodResult(logits, info={"C": c, "c_search": [[float(a), float(b)] for a, b in tried]},
+                        artifacts={"linear_probe.safetensors": {k: np.ascontiguousarray(v) for k, v in weights.items()}})
+
+
+def classifier(ctx: RunContext, cfg: LinearProbeConfig, run_dir):
+    """The fitted probe of a finished run, read from its linear_probe.safetensors."""
+    from safetensors.numpy import load_file
+
+    w = load_file(str(Path(run_dir) / "linear_probe.safetensors"))
+    return lambda features: probe_logits(w["coef"], w["intercept"], w["classes"], features, len(ctx.classnames))

@@ -14,18 +14,31 @@ class MethodInfo:
     few_shot: bool     # trains on a few-shot subset (else shots = 0, seed = 0)
     needs_images: bool  # reads training images (else only cached features)
     description: str
+    classifier: str | None = None  # "module:function" rebuilding a finished run's classifier (for transfer)
 
 
 METHODS: dict[str, MethodInfo] = {
     m.name: m for m in [
         MethodInfo("zeroshot", "coop.methods.zeroshot:run_zeroshot", "coop.methods.zeroshot:ZeroShotConfig",
-                   False, False, "zero-shot CLIP with the dataset's hand-crafted prompt"),
+                   False, False, "zero-shot CLIP with the dataset's hand-crafted prompt",
+                   "coop.methods.zeroshot:zeroshot_classifier"),
         MethodInfo("ensemble", "coop.methods.zeroshot:run_ensemble", "coop.methods.zeroshot:EnsembleConfig",
-                   False, False, "zero-shot CLIP with an ensemble of prompt templates"),
+                   False, False, "zero-shot CLIP with an ensemble of prompt templates",
+                   "coop.methods.zeroshot:ensemble_classifier"),
         MethodInfo("linear_probe", "coop.methods.linear_probe:run", "coop.methods.linear_probe:LinearProbeConfig",
-                   True, False, "logistic regression on image features, C searched on the few-shot val set"),
+                   True, False, "logistic regression on image features, C searched on the few-shot val set",
+                   "coop.methods.linear_probe:classifier"),
         MethodInfo("coop", "coop.methods.coop:run", "coop.methods.coop:CoOpConfig",
-                   True, True, "context optimisation: learned prompt vectors, CLIP frozen"),
+                   True, True, "context optimisation: learned prompt vectors, CLIP frozen",
+                   "coop.methods.coop:classifier"),
+        MethodInfo("text_bias", "coop.methods.baselines:run_text_bias", "coop.methods.baselines:TextBiasConfig",
+                   True, True, "a learnable bias added to the zero-shot text features (Table 5)"),
+        MethodInfo("text_transform", "coop.methods.baselines:run_text_transform",
+                   "coop.methods.baselines:TextTransformConfig",
+                   True, True, "a learnable linear layer on the text features, initialised to identity (Table 5)"),
+        MethodInfo("finetune_image", "coop.methods.baselines:run_finetune_image",
+                   "coop.methods.baselines:FinetuneImageConfig",
+                   True, True, "fine-tune the image encoder under the fixed zero-shot classifier (Table 5)"),
     ]
 }
 
@@ -53,3 +66,11 @@ def create_method(name: str):
 
 def method_config_class(name: str):
     return _load(get_method(name).config)
+
+
+def method_classifier(name: str):
+    """classifier(ctx, cfg, run_dir) -> (features -> logits over the run's classes), for transfer."""
+    info = get_method(name)
+    if info.classifier is None:
+        raise MethodError(f"{name} cannot be evaluated on other datasets (no classifier to transfer).")
+    return _load(info.classifier)

@@ -40,18 +40,28 @@ def class_text_features(ctx: RunContext, templates: list[str], cut: bool = True)
     return torch.nn.functional.normalize(mean, dim=-1).cpu().numpy()
 
 
-def _result(ctx: RunContext, text: np.ndarray, templates: list[str]) -> MethodResult:
-    scale = float(ctx.clip.model.logit_scale.exp())
-    return MethodResult(cosine_logits(ctx.test.features, text, scale), info={"templates": templates})
-
-
-def run_zeroshot(ctx: RunContext, cfg: ZeroShotConfig) -> MethodResult:
-    templates = [cfg.template or ctx.spec.template]
-    return _result(ctx, class_text_features(ctx, templates, cfg.cut_text), templates)
-
-
-def run_ensemble(ctx: RunContext, cfg: EnsembleConfig) -> MethodResult:
+def _templates(ctx: RunContext, cfg: ZeroShotConfig | EnsembleConfig) -> list[str]:
+    if isinstance(cfg, ZeroShotConfig):
+        return [cfg.template or ctx.spec.template]
     templates = list(ENSEMBLE_TEMPLATES)
     if cfg.add_dataset_template and ctx.spec.name != "imagenet" and ctx.spec.template not in templates:
         templates.append(ctx.spec.template)
-    return _result(ctx, class_text_features(ctx, templates, cfg.cut_text), templates)
+    return templates
+
+
+def zeroshot_classifier(ctx: RunContext, cfg: ZeroShotConfig | EnsembleConfig, run_dir=None):
+    """features -> cosine logits against the class text features of the prompt template(s)."""
+    text = class_text_features(ctx, _templates(ctx, cfg), cfg.cut_text)
+    scale = float(ctx.clip.model.logit_scale.exp())
+    return lambda features: cosine_logits(features, text, scale)
+
+
+ensemble_classifier = zeroshot_classifier
+
+
+def run_zeroshot(ctx: RunContext, cfg: ZeroShotConfig | EnsembleConfig) -> MethodResult:
+    logits = zeroshot_classifier(ctx, cfg)(ctx.test.features)
+    return MethodResult(logits, info={"templates": _templates(ctx, cfg)})
+
+
+run_ensemble = run_zeroshot

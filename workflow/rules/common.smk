@@ -1,23 +1,106 @@
-# Helpers for the rules: targets, input functions, wildcard constraints. Imports only light coop modules.
+# Helpers for the rules: the run set of every experiment, input functions, wildcard constraints.
+# Imports only light coop modules (no torch): every Snakemake call parses this file.
+import json
+import os
 import re
 import shlex
 
 import coop
-from coop.data.datasets import DatasetError, get_dataset, split_path
-from coop.methods.registry import MethodError, get_method
+from coop.data.datasets import get_dataset, split_path
+from coop.methods.registry import get_method
 
 CODE_VERSION = coop.__version__  # bump it to rerun everything after a change inside the coop package
 DATA_ROOT = config["data_root"]
 TOY = config.get("toy_world", {})
 THREADS = config.get("threads_per_job", 1)
+EXPERIMENTS = config["experiments"]
+PAPER_NAMES = config.get("paper_names", {})
+RUNS_ROOT = "results/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}/seed{seed}"
 
-for _name in config["datasets"]:
-    try:
-        get_dataset(_name)
-    except DatasetError as e:
-        raise ValueError(f"config 'datasets': {e}") from None
-for _name in config["methods"]:
-    get_method(_name)
+
+class ConfigError(ValueError):
+    pass
+
+
+def _check_config():
+    """Names that the schema cannot check: datasets, methods, variants and backbones referenced by experiments."""
+    for name, exp in EXPERIMENTS.items():
+        for ds in exp["datasets"] + exp.get("targets", []):
+            get_dataset(ds)  # raises with the list of known datasets
+        for backbone in exp["backbones"]:
+            if backbone not in config["backbones"]:
+                raise ConfigError(f"experiments.{name}.backbones: {backbone!r} is not defined under 'backbones'.")
+        for label, run in exp["runs"].items():
+            method, variant = run.split("/")
+            get_method(method)
+            if variant not in config["methods"].get(method, {}):
+                raise ConfigError(
+                    f"experiments.{name}.runs.{label}: {run!r} names no variant; define "
+                    f"methods.{method}.{variant} in the config."
+                )
+    if "domain_shift" in EXPERIMENTS and not EXPERIMENTS["domain_shift"].get("targets"):
+        raise ConfigError("experiments.domain_shift needs 'targets' (the shifted datasets to evaluate on).")
+
+
+_check_config()
+
+
+def exp_shots(exp):
+    return exp.get("shots", [1, 2, 4, 8, 16])
+
+
+def exp_seeds(exp):
+    return exp.get("seeds", [1, 2, 3])
+
+
+def experiment_cells(exp):
+    """(dataset, backbone, method, variant, shots, seed) of every run an experiment needs."""
+    for dataset in exp["datasets"]:
+        for backbone in exp["backbones"]:
+            for run in exp["runs"].values():
+                method, variant = run.split("/")
+                if get_method(method).few_shot:
+                    for shots in exp_shots(exp):
+                        for seed in exp_seeds(exp):
+                            yield dataset, backbone, method, variant, shots, seed
+                else:
+                    yield dataset, backbone, method, variant, 0, 0
+
+
+def run_file(dataset, backbone, method, variant, shots, seed, name="metrics.json"):
+    return os.path.join(RUNS_ROOT.format(dataset=dataset, backbone=backbone, method=method, variant=variant,
+                                         shots=shots, seed=seed), name)
+
+
+def runs_of(*names):
+    """metrics.json of the experiments named (all when none), each run once."""
+    cells = {c for n in (names or EXPERIMENTS) if n in EXPERIMENTS for c in experiment_cells(EXPERIMENTS[n])}
+    return sorted(run_file(*c) for c in cells)
+
+
+def transfers():
+    """One transfer file per domain-shift run: the run evaluated on every target."""
+    if "domain_shift" not in EXPERIMENTS:
+        return []
+    return sorted({run_file(*c, name="transfer.json") for c in experiment_cells(EXPERIMENTS["domain_shift"])})
+
+
+def interpretations():
+    if "interpretation" not in EXPERIMENTS:
+        return []
+    cells = experiment_cells(EXPERIMENTS["interpretation"])
+    return sorted({run_file(*c, name="nearest_words.json") for c in cells if c[2] == "coop"})
+
+
+def all_datasets():
+    return sorted({d for e in EXPERIMENTS.values() for d in e["datasets"] + e.get("targets", [])})
+
+
+def all_manifests(wildcards):
+    """Every few-shot subset of a dataset that some experiment trains on."""
+    cells = {(c[4], c[5]) for e in EXPERIMENTS.values() for c in experiment_cells(e)
+             if c[0] == wildcards.dataset and c[4] > 0}
+    return [manifest(wildcards.dataset, k, s) for k, s in sorted(cells)]
 
 
 def _alternatives(names):
@@ -25,35 +108,13 @@ def _alternatives(names):
 
 
 wildcard_constraints:
-    dataset=_alternatives(config["datasets"]),
+    dataset=_alternatives(all_datasets()),
+    target=_alternatives(all_datasets()),
     backbone=_alternatives(config["backbones"]),
     method=_alternatives(config["methods"]),
     variant=r"[A-Za-z0-9_.\-]+",
     shots=r"\d+",
     seed=r"\d+",
-
-
-def run_path(dataset, backbone, method, variant, shots, seed):
-    return f"results/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}/seed{seed}/metrics.json"
-
-
-def run_cells():
-    """(dataset, backbone, method, variant, shots, seed) of every run in the config."""
-    for dataset in config["datasets"]:
-        for backbone in config["backbones"]:
-            for method, variants in config["methods"].items():
-                few_shot = get_method(method).few_shot
-                for variant in variants:
-                    if few_shot:
-                        for shots in config["shots"]:
-                            for seed in config["seeds"]:
-                                yield dataset, backbone, method, variant, shots, seed
-                    else:
-                        yield dataset, backbone, method, variant, 0, 0
-
-
-def all_runs():
-    return [run_path(*cell) for cell in run_cells()]
 
 
 def split_file(wildcards):
@@ -64,10 +125,6 @@ def manifest(dataset, shots, seed):
     return f"results/fewshot/{dataset}/shots{shots}_seed{seed}.json"
 
 
-def all_manifests(wildcards):
-    return [manifest(wildcards.dataset, k, s) for k in config["shots"] for s in config["seeds"]]
-
-
 def backbone_args(wildcards):
     b = config["backbones"][wildcards.backbone]
     return shlex.join([
@@ -76,18 +133,33 @@ def backbone_args(wildcards):
     ])
 
 
+def test_features(dataset, backbone):
+    return f"results/features/{dataset}/{backbone}/test.safetensors"
+
+
 def run_inputs(wildcards):
     """What a run reads: the split, the test features, and for few-shot methods the manifest (+ features)."""
     info = get_method(wildcards.method)
-    inputs = {
-        "split": split_file(wildcards),
-        "test": f"results/features/{wildcards.dataset}/{wildcards.backbone}/test.safetensors",
-    }
+    inputs = {"split": split_file(wildcards), "test": test_features(wildcards.dataset, wildcards.backbone)}
     if info.few_shot:
         inputs["manifest"] = manifest(wildcards.dataset, wildcards.shots, wildcards.seed)
         if not info.needs_images:
             inputs["fewshot"] = f"results/features/{wildcards.dataset}/{wildcards.backbone}/fewshot.safetensors"
     return inputs
+
+
+def transfer_targets(wildcards):
+    return EXPERIMENTS["domain_shift"]["targets"]
+
+
+def transfer_inputs(wildcards):
+    w = wildcards
+    targets = transfer_targets(wildcards)
+    return {
+        "run": run_file(w.dataset, w.backbone, w.method, w.variant, w.shots, w.seed),
+        "splits": [str(split_path(DATA_ROOT, get_dataset(t))) for t in targets],
+        "features": [test_features(t, wildcards.backbone) for t in targets],
+    }
 
 
 def method_args(wildcards):
@@ -98,3 +170,43 @@ def method_args(wildcards):
         return "none" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
     return shlex.join([a for k, v in params.items() for a in ("--set", f"{k}={text(v)}")])
+
+
+def experiment_json(name):
+    """An experiment's definition and the paper-name mapping, as one shell-quoted JSON argument."""
+    return shlex.quote(json.dumps({"name": name, **EXPERIMENTS[name], "paper_names": PAPER_NAMES}))
+
+
+# Outputs of each experiment: table or figure name -> experiment.
+PAPER_TABLES = {
+    name: exp for name, exp in [
+        ("table1_domain_generalization", "domain_shift"), ("table2_prompt_ensembling", "ensembling"),
+        ("table3_initialization", "initialization"), ("table4_nearest_words", "interpretation"),
+        ("table5_finetuning_methods", "finetuning"), ("fig1_prompt_engineering", "prompt_engineering"),
+    ] if exp in EXPERIMENTS
+}
+PAPER_FIGURES = {
+    name: exp for name, exp in [
+        ("fig4_gain_over_zeroshot", "fewshot"), ("fig5a_context_length", "context_length"),
+        ("fig5b_backbones", "backbones"),
+    ] if exp in EXPERIMENTS
+}
+
+
+def paper_table_inputs(wildcards):
+    exp = PAPER_TABLES[wildcards.table]
+    inputs = {"runs": "results/tables/runs.csv"}
+    if exp == "domain_shift":
+        inputs["transfer"] = "results/tables/transfer.csv"
+    if exp == "interpretation":
+        inputs["nearest"] = interpretations()
+    return inputs
+
+
+def final_outputs():
+    outputs = ["results/tables/fewshot.csv", "results/tables/runs.csv"]
+    if "fewshot" in EXPERIMENTS:
+        outputs += ["figures/fig3_fewshot.png"]
+    outputs += [f"results/tables/{t}.csv" for t in PAPER_TABLES]
+    outputs += [f"figures/{f}.png" for f in PAPER_FIGURES]
+    return outputs

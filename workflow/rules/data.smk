@@ -18,7 +18,7 @@ rule toy_dataset:
     benchmark:
         "results/benchmarks/toy_dataset/{dataset}_{split_name}.tsv"
     wildcard_constraints:
-        dataset="toy_[a-z_]+",
+        dataset="toy_[a-z0-9_]+",
     shell:
         "coop data toy --dataset {wildcards.dataset} --root {params.root} --n-train {params.n_train} "
         "--n-val {params.n_val} --n-test {params.n_test} --image-size {params.image_size} "

@@ -1,0 +1,407 @@
+"""Figures 4 and 5 of the CoOp paper from runs.csv (Agg backend, no pyplot state).
+
+* `plot_gain_over_zeroshot` (Fig. 4): per dataset, CoOp at the largest shot count minus zero-shot
+  CLIP, horizontal bars sorted by gain (green >= 0, red < 0), plus the average over datasets.
+* `plot_context_length` (Fig. 5a): accuracy averaged over datasets vs. context length M (the
+  `n_ctx` / `param_n_ctx` column, else an "m<M>" in the label or variant), one line per
+  (class_token_position, csc) of the CoOp labels.
+* `plot_backbones` (Fig. 5b): grouped bars, one group per backbone, one bar per label, the average
+  over datasets at the largest shot count with the std over seeds of that average as error bars.
+
+Label selection, shots and seeds follow `coop.report.paper` (zero-shot methods at shots 0, the rest
+at the experiment's largest shot count and its seeds). Each plot has a `*_data` twin returning the
+numbers drawn. One panel per backbone where a figure is per backbone; each writes a 150 dpi PNG
+(and a PDF) atomically and returns the Figure.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from coop.io import atomic_path
+from coop.report.paper import (
+    _RUN_KEYS,
+    _backbones,
+    _datasets,
+    _filter_label,
+    _is_zero_shot,
+    _largest_shots,
+    _mean_std,
+    _paper_names,
+    _prepare,
+    experiment_labels,
+    paper_backbone,
+    paper_dataset,
+    seed_average,
+)
+
+__all__ = [
+    "POSITIVE_COLOR",
+    "NEGATIVE_COLOR",
+    "gain_over_zeroshot",
+    "plot_gain_over_zeroshot",
+    "context_length_data",
+    "plot_context_length",
+    "backbone_data",
+    "plot_backbones",
+]
+
+POSITIVE_COLOR = "tab:green"
+NEGATIVE_COLOR = "tab:red"
+_COLORS = [
+    "tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple",
+    "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan",
+]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def _save(fig: Figure, out_png, out_pdf) -> Figure:
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=150)
+    if out_pdf is not None:
+        with atomic_path(out_pdf) as tmp:
+            fig.savefig(tmp, format="pdf")
+    return fig
+
+
+def _named(name: str, paper: str) -> str:
+    return f"{name} ({paper})" if paper and paper != name else name
+
+
+def _pick_label(labels, wanted: str | None, default: str, methods: tuple[str, ...], what: str) -> tuple:
+    by_label = {lb: (lb, m, v) for lb, m, v in labels}
+    if wanted is not None:
+        if wanted not in by_label:
+            raise ValueError(f"{what} label {wanted!r} not in experiment runs {sorted(by_label)}")
+        return by_label[wanted]
+    if default in by_label:
+        return by_label[default]
+    for lb, m, v in labels:
+        if m in methods:
+            return lb, m, v
+    raise ValueError(f"experiment has no {what} label (runs: {sorted(by_label)})")
+
+
+# ----------------------------------------------------------------------------- Fig. 4
+
+def gain_over_zeroshot(
+    runs: pd.DataFrame,
+    exp: Mapping,
+    paper_names: Mapping | None = None,
+    coop_label: str | None = None,
+    zeroshot_label: str | None = None,
+) -> pd.DataFrame:
+    """CoOp minus zero-shot CLIP per backbone and dataset, plus a dataset "average" row each.
+
+    Columns: backbone, paper_backbone, dataset, paper_dataset, coop_label, shots, coop_mean,
+    coop_std, n_seeds, zeroshot_mean, gain. The CoOp label is `coop_label`, else "coop", else the
+    first label whose method is coop; the zero-shot one likewise ("zeroshot"). Rows sorted by
+    backbone (experiment order) then gain, descending; the average (mean of the per-dataset gains,
+    over the datasets with both numbers) comes last; datasets lacking a number are left out.
+    """
+    names = _paper_names(exp, paper_names)
+    runs = _prepare(runs, _RUN_KEYS, "runs")
+    labels = experiment_labels(exp)
+    c_label, c_method, c_variant = _pick_label(labels, coop_label, "coop", ("coop",), "CoOp")
+    _, z_method, z_variant = _pick_label(labels, zeroshot_label, "zeroshot", ("zeroshot",), "zero-shot")
+    coop = _filter_label(runs, exp, c_method, c_variant)
+    zs = _filter_label(runs, exp, z_method, z_variant)
+    shots = 0 if _is_zero_shot(c_method) else _largest_shots(exp, coop)
+    rows = []
+    for backbone in _backbones(exp, runs):
+        pb = paper_backbone(backbone, names)
+        block = []
+        for dataset in _datasets(exp, runs):
+            c = coop[(coop["backbone"] == backbone) & (coop["dataset"] == dataset)]["accuracy"]
+            z = zs[(zs["backbone"] == backbone) & (zs["dataset"] == dataset)]["accuracy"]
+            c_mean, c_std, n = _mean_std(c)
+            z_mean, _, zn = _mean_std(z)
+            if n == 0 or zn == 0:
+                continue
+            block.append({
+                "backbone": backbone, "paper_backbone": pb, "dataset": dataset,
+                "paper_dataset": paper_dataset(dataset, names), "coop_label": c_label, "shots": shots,
+                "coop_mean": c_mean, "coop_std": c_std, "n_seeds": n, "zeroshot_mean": z_mean,
+                "gain": c_mean - z_mean,
+            })
+        block.sort(key=lambda r: -r["gain"])
+        if block:
+            mean = lambda key: float(np.mean([r[key] for r in block]))  # noqa: E731
+            block.append({
+                "backbone": backbone, "paper_backbone": pb, "dataset": "average", "paper_dataset": "",
+                "coop_label": c_label, "shots": shots, "coop_mean": mean("coop_mean"), "coop_std": math.nan,
+                "n_seeds": min(r["n_seeds"] for r in block), "zeroshot_mean": mean("zeroshot_mean"),
+                "gain": mean("gain"),
+            })
+        rows += block
+    cols = ["backbone", "paper_backbone", "dataset", "paper_dataset", "coop_label", "shots",
+            "coop_mean", "coop_std", "n_seeds", "zeroshot_mean", "gain"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def plot_gain_over_zeroshot(
+    runs: pd.DataFrame,
+    exp: Mapping,
+    out_png: str | os.PathLike,
+    out_pdf: str | os.PathLike | None = None,
+    paper_names: Mapping | None = None,
+    coop_label: str | None = None,
+) -> Figure:
+    """Fig. 4: horizontal bars of CoOp's gain over zero-shot CLIP, one panel per backbone.
+
+    Datasets sorted by gain (largest on top), the average (hatched) at the bottom; bars green for
+    a gain >= 0 and red below 0, each annotated with its signed value. Every bar's gid is its
+    dataset ("average" for the average).
+    """
+    names = _paper_names(exp, paper_names)
+    data = gain_over_zeroshot(runs, exp, names, coop_label)
+    if data.empty:
+        raise ValueError("no dataset has both a CoOp and a zero-shot result: nothing to plot")
+    backbones = list(dict.fromkeys(data["backbone"]))
+    n_max = max(int((data["backbone"] == b).sum()) for b in backbones)
+    fig = Figure(figsize=(5.2 * len(backbones), 0.42 * n_max + 1.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(backbones), squeeze=False).ravel()
+    for ax, backbone in zip(axes, backbones):
+        block = data[data["backbone"] == backbone]
+        n = len(block)
+        y = np.arange(n)[::-1]  # first row (largest gain) on top, the average at the bottom
+        gains = block["gain"].to_numpy(dtype=float)
+        colors = [POSITIVE_COLOR if g >= 0 else NEGATIVE_COLOR for g in gains]
+        bars = ax.barh(y, gains, color=colors, height=0.7)
+        ticks = []
+        for bar, rec in zip(bars, block.to_dict("records")):
+            bar.set_gid(rec["dataset"])
+            if rec["dataset"] == "average":
+                bar.set_hatch("//")
+                bar.set_edgecolor("black")
+                ticks.append("Average")
+            else:
+                ticks.append(_named(rec["dataset"], rec["paper_dataset"]))
+        span = max(float(np.abs(gains).max()), 1e-6)
+        for yi, g in zip(y, gains):
+            ax.text(g + (0.02 * span if g >= 0 else -0.02 * span), yi, f"{g:+.2f}",
+                    va="center", ha="left" if g >= 0 else "right", fontsize=8)
+        ax.set_yticks(y, ticks, fontsize=8)
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        lo, hi = min(0.0, float(gains.min())), max(0.0, float(gains.max()))
+        pad = 0.25 * span
+        ax.set_xlim(lo - (pad if lo < 0 else 0.05 * span), hi + (pad if hi > 0 else 0.05 * span))
+        ax.set_xlabel("Absolute improvement over zero-shot CLIP (%)", fontsize=9)
+        ax.set_title(_named(backbone, block["paper_backbone"].iloc[0]), fontsize=10)
+        ax.grid(True, axis="x", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=8)
+    label, shots = data["coop_label"].iloc[0], int(data["shots"].iloc[0])
+    fig.suptitle(f"{label} ({shots} shots) vs. zero-shot CLIP")
+    return _save(fig, out_png, out_pdf)
+
+
+# ----------------------------------------------------------------------------- Fig. 5a
+
+def _param(rows: pd.DataFrame, name: str):
+    """The single non-missing value of column `name` or `param_<name>` in rows, else None."""
+    for col in (name, f"param_{name}"):
+        if col in rows.columns:
+            vals = rows[col].dropna()
+            vals = vals[vals.astype(str).str.strip() != ""]
+            if len(vals):
+                uniq = vals.astype(str).unique()
+                if len(uniq) > 1:
+                    raise ValueError(f"rows of one label disagree on {col}: {sorted(uniq)}")
+                return vals.iloc[0]
+    return None
+
+
+def _as_bool(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "1.0")
+    return bool(value)
+
+
+def _tokens(*names: str) -> list[str]:
+    return [t for n in names for t in re.split(r"[^A-Za-z0-9]+", str(n).lower()) if t]
+
+
+def context_length_data(runs: pd.DataFrame, exp: Mapping) -> pd.DataFrame:
+    """Fig. 5a's numbers: per backbone and CoOp label, the dataset-average accuracy and its M.
+
+    Columns: backbone, label, method, variant, n_ctx, class_token_position, csc, series, shots,
+    acc_mean, acc_std, n_seeds, n_datasets. CoOp labels are those whose method is "coop"; n_ctx,
+    class_token_position and csc come from the `<name>` or `param_<name>` columns of runs, else
+    from the label/variant ("m16", "middle"/"front", "csc"; defaults end, unified). acc_mean /
+    acc_std are the mean and std over seeds of the per-seed average over datasets.
+    Zero-shot labels get rows too (n_ctx NaN, series "zero-shot: <label>").
+    """
+    runs = _prepare(runs, _RUN_KEYS, "runs")
+    datasets = _datasets(exp, runs)
+    rows = []
+    for backbone in _backbones(exp, runs):
+        for label, method, variant in experiment_labels(exp):
+            if method != "coop" and not _is_zero_shot(method):
+                continue
+            sel = _filter_label(runs[runs["backbone"] == backbone], exp, method, variant)
+            sel = sel[sel["dataset"].isin(datasets)]
+            mean, std, n = _mean_std(seed_average(sel, datasets).values())
+            rec = {"backbone": backbone, "label": label, "method": method, "variant": variant,
+                   "shots": 0 if _is_zero_shot(method) else _largest_shots(exp, sel),
+                   "acc_mean": mean, "acc_std": std, "n_seeds": n, "n_datasets": len(datasets)}
+            if _is_zero_shot(method):
+                rec.update(n_ctx=math.nan, class_token_position="", csc=False, series=f"zero-shot: {label}")
+            else:
+                tokens = _tokens(label, variant)
+                n_ctx = _param(sel, "n_ctx")
+                if n_ctx is None:
+                    found = [int(t[1:]) for t in tokens if re.fullmatch(r"m\d+", t)]
+                    if not found:
+                        raise ValueError(f"label {label!r} ({method}/{variant}): no n_ctx column in runs and "
+                                         "no 'm<M>' in the label or variant")
+                    n_ctx = found[0]
+                pos = _param(sel, "class_token_position")
+                if pos is None:
+                    pos = next((t for t in tokens if t in ("middle", "front", "end")), "end")
+                csc = _param(sel, "csc")
+                csc = _as_bool(csc) if csc is not None else "csc" in tokens
+                rec.update(n_ctx=int(float(n_ctx)), class_token_position=str(pos), csc=csc,
+                           series=f"{pos}, {'class-specific' if csc else 'unified'}")
+            rows.append(rec)
+    cols = ["backbone", "label", "method", "variant", "n_ctx", "class_token_position", "csc", "series",
+            "shots", "acc_mean", "acc_std", "n_seeds", "n_datasets"]
+    df = pd.DataFrame(rows, columns=cols)
+    return df.sort_values(["backbone", "series", "n_ctx"], kind="mergesort").reset_index(drop=True)
+
+
+def plot_context_length(
+    runs: pd.DataFrame,
+    exp: Mapping,
+    out_png: str | os.PathLike,
+    out_pdf: str | os.PathLike | None = None,
+    paper_names: Mapping | None = None,
+) -> Figure:
+    """Fig. 5a: dataset-average accuracy vs. context length, one panel per backbone.
+
+    One line per (class_token_position, csc) with its points at x = n_ctx (the line's gid is its
+    series name, e.g. "end, unified"), error bars = std over seeds of the dataset average;
+    zero-shot labels are dashed horizontal lines.
+    """
+    names = _paper_names(exp, paper_names)
+    data = context_length_data(runs, exp)
+    coop = data[data["n_ctx"].notna() & (data["n_seeds"] > 0)]
+    if coop.empty:
+        raise ValueError("no CoOp results to plot against context length")
+    backbones = list(dict.fromkeys(data["backbone"]))
+    fig = Figure(figsize=(4.6 * len(backbones), 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(backbones), squeeze=False).ravel()
+    series = list(dict.fromkeys(coop["series"]))
+    style = {s: (_COLORS[i % len(_COLORS)], _MARKERS[i % len(_MARKERS)]) for i, s in enumerate(series)}
+    for ax, backbone in zip(axes, backbones):
+        block = coop[coop["backbone"] == backbone]
+        for s in series:
+            line = block[block["series"] == s].sort_values("n_ctx")
+            if line.empty:
+                continue
+            x = line["n_ctx"].to_numpy(dtype=float)
+            y, err = line["acc_mean"].to_numpy(dtype=float), line["acc_std"].to_numpy(dtype=float)
+            color, marker = style[s]
+            ax.plot(x, y, marker=marker, color=color, label=s, gid=s)
+            ax.errorbar(x, y, yerr=err, fmt="none", ecolor=color, capsize=3, alpha=0.7)
+        zs = data[(data["backbone"] == backbone) & data["n_ctx"].isna() & (data["n_seeds"] > 0)]
+        for i, rec in enumerate(zs.to_dict("records")):
+            ax.axhline(rec["acc_mean"], color="gray", linestyle=["--", ":", "-."][i % 3], linewidth=1,
+                       label=rec["series"], gid=rec["series"])
+        xs = sorted(int(v) for v in block["n_ctx"].unique())
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(v) for v in xs])
+        ax.minorticks_off()
+        ax.set_xlabel("Context length (M)", fontsize=9)
+        ax.set_ylabel(f"Average accuracy over {int(data['n_datasets'].iloc[0])} datasets (%)", fontsize=9)
+        ax.set_title(_named(backbone, paper_backbone(backbone, names)), fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=8, frameon=False)
+    shots = int(coop["shots"].max())
+    fig.suptitle(f"Context length ({shots} shots)")
+    return _save(fig, out_png, out_pdf)
+
+
+# ----------------------------------------------------------------------------- Fig. 5b
+
+def backbone_data(runs: pd.DataFrame, exp: Mapping, paper_names: Mapping | None = None) -> pd.DataFrame:
+    """Fig. 5b's numbers: per backbone and label, the average over datasets at the largest shots.
+
+    Columns: backbone, paper_backbone, label, method, variant, shots, acc_mean, acc_std, n_seeds,
+    n_datasets (mean / std over seeds of the per-seed dataset average; NaN without runs).
+    """
+    names = _paper_names(exp, paper_names)
+    runs = _prepare(runs, _RUN_KEYS, "runs")
+    datasets = _datasets(exp, runs)
+    rows = []
+    for backbone in _backbones(exp, runs):
+        for label, method, variant in experiment_labels(exp):
+            sel = _filter_label(runs[runs["backbone"] == backbone], exp, method, variant)
+            mean, std, n = _mean_std(seed_average(sel, datasets).values())
+            rows.append({"backbone": backbone, "paper_backbone": paper_backbone(backbone, names),
+                         "label": label, "method": method, "variant": variant,
+                         "shots": 0 if _is_zero_shot(method) else _largest_shots(exp, sel),
+                         "acc_mean": mean, "acc_std": std, "n_seeds": n, "n_datasets": len(datasets)})
+    cols = ["backbone", "paper_backbone", "label", "method", "variant", "shots",
+            "acc_mean", "acc_std", "n_seeds", "n_datasets"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def plot_backbones(
+    runs: pd.DataFrame,
+    exp: Mapping,
+    out_png: str | os.PathLike,
+    out_pdf: str | os.PathLike | None = None,
+    paper_names: Mapping | None = None,
+) -> Figure:
+    """Fig. 5b: grouped bars, one group per backbone, one bar per label (config order).
+
+    Heights are the dataset-average accuracy, error bars the std over seeds of that average; a
+    missing result is a bar of height 0 with no label. Every bar's gid is "<backbone>/<label>".
+    """
+    names = _paper_names(exp, paper_names)
+    data = backbone_data(runs, exp, names)
+    if data["n_seeds"].sum() == 0:
+        raise ValueError("no results to plot for any backbone")
+    backbones = list(dict.fromkeys(data["backbone"]))
+    labels = list(dict.fromkeys(data["label"]))
+    width = 0.8 / len(labels)
+    fig = Figure(figsize=(max(4.5, 1.1 * len(backbones) * len(labels) * 0.6 + 2.0), 4.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    x0 = np.arange(len(backbones))
+    for j, label in enumerate(labels):
+        sub = data[data["label"] == label].set_index("backbone").reindex(backbones)
+        heights = sub["acc_mean"].to_numpy(dtype=float)
+        errs = np.where(sub["n_seeds"].fillna(0).to_numpy() > 1, sub["acc_std"].to_numpy(dtype=float), 0.0)
+        errs = np.nan_to_num(errs)
+        x = x0 + (j - (len(labels) - 1) / 2) * width
+        bars = ax.bar(x, np.nan_to_num(heights), width * 0.92, color=_COLORS[j % len(_COLORS)], label=label)
+        has_err = errs > 0
+        if has_err.any():
+            ax.errorbar(x[has_err], heights[has_err], yerr=errs[has_err], fmt="none", ecolor="black",
+                        elinewidth=1, capsize=3)
+        for bar, backbone, h, e in zip(bars, backbones, heights, errs):
+            bar.set_gid(f"{backbone}/{label}")
+            if not math.isnan(h):
+                ax.annotate(f"{h:.1f}", (bar.get_x() + bar.get_width() / 2, h + e), xytext=(0, 2),
+                            textcoords="offset points", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x0, [_named(b, paper_backbone(b, names)) for b in backbones], fontsize=9)
+    ax.set_ylabel(f"Average accuracy over {int(data['n_datasets'].iloc[0])} datasets (%)", fontsize=9)
+    shots = [int(s) for s in data["shots"].dropna() if s]
+    ax.set_title(f"Backbones ({max(shots)} shots)" if shots else "Backbones", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, frameon=False, ncols=min(len(labels), 4), loc="upper left")
+    top = np.nanmax((data["acc_mean"] + data["acc_std"].fillna(0)).to_numpy(dtype=float))
+    ax.set_ylim(0, top * 1.18 if top > 0 else 1)
+    return _save(fig, out_png, out_pdf)

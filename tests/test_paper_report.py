@@ -1,0 +1,446 @@
+"""Tests for coop.report.paper (the paper's tables beside ours) and coop.report.paper_figures.
+
+Synthetic runs with known numbers: 2 toy datasets standing for ImageNet and DTD, 2 backbones
+standing for RN50 and ViT-B/16; trained methods at 1 and 16 shots with seeds 1-3 offset by
+-1/0/+1 (so every 16-shot cell has std exactly 1.00), zero-shot methods at shots 0 / seed 0.
+"""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coop.report import paper as P
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_PAPER = Path("/work/shared/paper")
+
+PAPER_NAMES = {
+    "datasets": {"toy_shapes": "imagenet", "toy_textures": "dtd", "toy_shapes_v2": "imagenetv2"},
+    "backbones": {"toy-rn": "RN50-quickgelu", "toy-vit": "ViT-B-16-quickgelu"},
+}
+DATASETS = ["toy_shapes", "toy_textures"]
+BACKBONES = ["toy-rn", "toy-vit"]
+SEEDS = [1, 2, 3]
+BASE = {"toy_shapes": 60.0, "toy_textures": 40.0}
+BB = {"toy-rn": 0.0, "toy-vit": 10.0}
+DELTA = {
+    ("zeroshot", "default"): 0.0, ("zeroshot", "texture"): 3.0, ("ensemble", "default"): 2.0,
+    ("linear_probe", "default"): -4.0, ("text_bias", "default"): 3.0,
+    ("coop", "end_m16"): 8.0, ("coop", "end_m8"): 7.0, ("coop", "end_m4"): 6.0,
+    ("coop", "end_m4_photo"): 6.5, ("coop", "end_m16_csc"): 5.0,
+}
+# CoOp loses to zero-shot on toy_shapes with toy-rn (a red bar in Fig. 4).
+OVERRIDE = {("toy_shapes", "toy-rn", "coop", "end_m16"): -3.0}
+SEED_OFFSET = {1: -1.0, 2: 0.0, 3: 1.0}
+PARAMS = {
+    "end_m16": (16, False, "end"), "end_m8": (8, False, "end"), "end_m4": (4, False, "end"),
+    "end_m4_photo": (4, False, "end"), "end_m16_csc": (16, True, "end"),
+}
+TARGET_SHIFT = {"toy_shapes_v2": -5.0, "toy_shapes_odd": -10.0}
+ZERO_SHOT = ("zeroshot", "ensemble")
+
+
+def mean_acc(dataset, backbone, method, variant) -> float:
+    delta = OVERRIDE.get((dataset, backbone, method, variant), DELTA[(method, variant)])
+    return BASE[dataset] + BB[backbone] + delta
+
+
+def make_runs() -> pd.DataFrame:
+    rows = []
+    for dataset in DATASETS:
+        for backbone in BACKBONES:
+            for method, variant in DELTA:
+                m = mean_acc(dataset, backbone, method, variant)
+                base = {"dataset": dataset, "backbone": backbone, "method": method, "variant": variant}
+                if method in ZERO_SHOT:
+                    rows.append({**base, "shots": 0, "seed": 0, "accuracy": m, "macro_f1": m - 1})
+                    continue
+                for shots in (1, 16):  # 1 shot is a distractor: 20 points lower
+                    for seed in SEEDS:
+                        acc = m + SEED_OFFSET[seed] - (20.0 if shots == 1 else 0.0)
+                        row = {**base, "shots": shots, "seed": seed, "accuracy": acc, "macro_f1": acc - 1,
+                               "n_test": 100, "wall_seconds": 1.0}
+                        if method == "coop":
+                            n_ctx, csc, pos = PARAMS[variant]
+                            row.update(param_n_ctx=n_ctx, param_csc=csc, param_class_token_position=pos)
+                        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def make_transfer() -> pd.DataFrame:
+    rows = []
+    for source in DATASETS:  # toy_textures as a source is a distractor
+        for backbone in BACKBONES:
+            for method, variant in [("zeroshot", "default"), ("linear_probe", "default"), ("coop", "end_m16")]:
+                for target, shift in TARGET_SHIFT.items():
+                    m = mean_acc("toy_shapes", backbone, method, variant) + shift + (0 if source == "toy_shapes" else 30)
+                    base = {"source": source, "target": target, "backbone": backbone, "method": method,
+                            "variant": variant}
+                    if method in ZERO_SHOT:
+                        rows.append({**base, "shots": 0, "seed": 0, "accuracy": m, "macro_f1": m})
+                        continue
+                    for shots in (1, 16):
+                        for seed in SEEDS:
+                            acc = m + SEED_OFFSET[seed] - (20.0 if shots == 1 else 0.0)
+                            rows.append({**base, "shots": shots, "seed": seed, "accuracy": acc, "macro_f1": acc})
+    return pd.DataFrame(rows)
+
+
+def experiment(runs: dict, **kw) -> dict:
+    return {"datasets": DATASETS, "backbones": BACKBONES, "shots": [1, 16], "seeds": SEEDS, "runs": runs, **kw}
+
+
+@pytest.fixture(scope="module")
+def runs() -> pd.DataFrame:
+    return make_runs()
+
+
+def cell(df: pd.DataFrame, **keys) -> pd.Series:
+    mask = np.ones(len(df), dtype=bool)
+    for k, v in keys.items():
+        mask &= (df[k] == v).to_numpy()
+    assert mask.sum() == 1, f"{int(mask.sum())} rows match {keys}"
+    return df[mask].iloc[0]
+
+
+def is_nan(x) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+# ----------------------------------------------------------------------------- paper data, names
+
+def test_packaged_paper_files():
+    names = ["README.md", "fig1_prompt_engineering.csv", "table1_domain_generalization.csv",
+             "table2_prompt_ensembling.csv", "table3_initialization.csv", "table4_nearest_words.csv",
+             "table5_finetuning_methods.csv", "table6_datasets.csv"]
+    for name in names:
+        assert P.paper_csv(name).is_file(), name
+    if SHARED_PAPER.is_dir():  # the package copies are verbatim
+        assert sorted(p.name for p in SHARED_PAPER.iterdir()) == sorted(names)
+        for name in names:
+            assert P.paper_csv(name).read_bytes() == (SHARED_PAPER / name).read_bytes(), name
+    t4 = P.load_paper_table("table4_nearest_words")
+    assert t4.loc[t4["index"] == 8, "Food101"].item() == "N/A"  # "N/A" stays a word
+    assert P.load_paper_table("table1_domain_generalization.csv").shape == (16, 7)
+
+
+def test_names():
+    assert P.paper_dataset("toy_shapes", PAPER_NAMES) == "ImageNet"
+    assert P.paper_dataset("toy_textures", PAPER_NAMES) == "DTD"
+    assert P.paper_dataset("toy_flowers", PAPER_NAMES) == ""
+    assert P.paper_dataset("oxford_flowers") == "Flowers102"  # identity mapping
+    assert P.table1_column("toy_shapes_v2", PAPER_NAMES) == "imagenet_v2"
+    assert P.table1_column("toy_shapes", PAPER_NAMES) == "imagenet"
+    assert P.table1_column("toy_textures", PAPER_NAMES) == ""
+    assert P.paper_backbone("toy-rn", PAPER_NAMES) == "RN50"
+    assert P.paper_backbone("toy-vit", PAPER_NAMES) == "ViT-B/16"
+    assert P.paper_backbone("toy-vit") == ""
+    assert P.paper_backbone("ViT-B-32-quickgelu") == "ViT-B/32"
+    assert P.experiment_labels({"runs": {"a": "coop/end_m16", "b": "zeroshot"}}) == [
+        ("a", "coop", "end_m16"), ("b", "zeroshot", "default")]
+
+
+def test_bad_inputs(runs):
+    exp = experiment({"zeroshot": "zeroshot/default"})
+    with pytest.raises(ValueError, match="duplicate"):
+        P.table2_prompt_ensembling(pd.concat([runs, runs.iloc[:1]]), exp, PAPER_NAMES)
+    with pytest.raises(ValueError, match="lacks columns"):
+        P.table2_prompt_ensembling(runs.drop(columns="accuracy"), exp, PAPER_NAMES)
+    with pytest.raises(ValueError, match="runs"):
+        P.table2_prompt_ensembling(runs, {"datasets": DATASETS}, PAPER_NAMES)
+
+
+def test_seed_average_drops_incomplete_seeds():
+    rows = pd.DataFrame({"dataset": ["a", "b", "a", "b", "a"], "seed": [1, 1, 2, 2, 3],
+                         "accuracy": [10.0, 20.0, 30.0, 50.0, 99.0]})
+    assert P.seed_average(rows, ["a", "b"]) == {1: 15.0, 2: 40.0}
+
+
+# ----------------------------------------------------------------------------- tables
+
+def test_table1_domain_generalization(runs):
+    exp = experiment({"zeroshot": "zeroshot/default", "linear_probe": "linear_probe/default",
+                      "coop_m16": "coop/end_m16"},
+                     datasets=["toy_shapes"], targets=["toy_shapes_v2", "toy_shapes_odd"])
+    t = P.table1_domain_generalization(make_transfer(), runs, exp, PAPER_NAMES)
+    assert list(t.columns[:12]) == ["source", "backbone", "paper_backbone", "label", "column", "paper_column",
+                                    *P.VALUE_COLUMNS]
+    assert len(t) == 2 * 3 * 3  # backbones x labels x (source + 2 targets)
+    assert list(dict.fromkeys(t["column"])) == ["toy_shapes", "toy_shapes_v2", "toy_shapes_odd"]
+
+    z = cell(t, backbone="toy-rn", label="zeroshot", column="toy_shapes")
+    assert (z["paper_backbone"], z["paper_column"], z["role"]) == ("RN50", "imagenet", "source")
+    assert (z["ours"], z["ours_mean"], z["ours_std"], z["n_seeds"]) == ("60.00", 60.0, 0.0, 1)
+    assert z["paper"] == 58.18 and z["diff"] == 1.82
+
+    c = cell(t, backbone="toy-vit", label="coop_m16", column="toy_shapes_v2")  # 60 + 10 + 8 - 5
+    assert (c["ours"], c["ours_mean"], c["ours_std"], c["n_seeds"], c["shots"]) == ("73.00 ± 1.00", 73.0, 1.0, 3, 16)
+    assert (c["paper_column"], c["paper"], c["diff"], c["role"]) == ("imagenet_v2", 64.18, 8.82, "target")
+
+    zt = cell(t, backbone="toy-rn", label="zeroshot", column="toy_shapes_v2")
+    assert (zt["ours_mean"], zt["paper"]) == (55.0, 51.34)
+    lp = cell(t, backbone="toy-rn", label="linear_probe", column="toy_shapes")
+    assert (lp["ours"], lp["paper"]) == ("56.00 ± 1.00", 55.87)
+
+    odd = t[t["column"] == "toy_shapes_odd"]  # no paper counterpart: empty paper cells
+    assert (odd["paper_column"] == "").all() and odd["paper"].isna().all() and odd["diff"].isna().all()
+    assert cell(t, backbone="toy-rn", label="coop_m16", column="toy_shapes_odd")["ours_mean"] == 47.0
+
+    md = P.paper_markdown(t)
+    lines = md.splitlines()
+    assert lines[0].startswith("| source | backbone | paper_backbone | label | toy_shapes (imagenet) ours | "
+                               "toy_shapes (imagenet) paper | toy_shapes (imagenet) diff | toy_shapes_v2 (imagenet_v2) ours")
+    assert "| toy_shapes_odd ours | toy_shapes_odd paper | toy_shapes_odd diff |" in lines[0]
+    assert lines[1].startswith("| --- | --- | --- | --- | ---: |")
+    assert "| toy_shapes | toy-rn | RN50 | zeroshot | 60.00 | 58.18 | +1.82 | 55.00 | 51.34 | +3.66 | 50.00 |  |  |" in md
+    assert len(lines) == 2 + 2 * 3
+
+
+def test_table1_paper_cells_need_an_imagenet_source(runs):
+    exp = experiment({"zeroshot": "zeroshot/default"}, datasets=["toy_shapes"], targets=["toy_shapes_v2"])
+    t = P.table1_domain_generalization(make_transfer(), runs, exp, {})  # identity names: nothing maps
+    assert t["paper"].isna().all() and (t["paper_backbone"] == "").all()
+    assert cell(t, backbone="toy-rn", column="toy_shapes_v2")["ours_mean"] == 55.0
+
+
+def test_table2_prompt_ensembling(runs):
+    exp = experiment({"prompt_engineering": "zeroshot/default", "prompt_ensembling": "ensemble/default",
+                      "coop": "coop/end_m16"})
+    t = P.table2_prompt_ensembling(runs, exp, PAPER_NAMES)
+    assert list(t.columns[:4]) == ["dataset", "paper_dataset", "label", "column"]
+    assert len(t) == 2 * 3 * 2
+    e = cell(t, dataset="toy_shapes", label="prompt_ensembling", column="toy-vit")
+    assert (e["paper_column"], e["ours"], e["paper"], e["diff"]) == ("ViT-B/16", "72.00", 68.74, 3.26)
+    c = cell(t, dataset="toy_shapes", label="coop", column="toy-rn")
+    assert (c["ours"], c["ours_std"], c["n_seeds"], c["paper"], c["diff"]) == ("57.00 ± 1.00", 1.0, 3, 62.95, -5.95)
+    dtd = t[t["dataset"] == "toy_textures"]  # Table 2 is ImageNet only
+    assert (dtd["paper_dataset"] == "DTD").all() and dtd["paper"].isna().all()
+    md = P.paper_markdown(t)
+    assert md.splitlines()[0] == (
+        "| dataset | paper_dataset | label | toy-rn (RN50) ours | toy-rn (RN50) paper | toy-rn (RN50) diff | "
+        "toy-vit (ViT-B/16) ours | toy-vit (ViT-B/16) paper | toy-vit (ViT-B/16) diff |")
+    assert "| toy_shapes | ImageNet | coop | 57.00 ± 1.00 | 62.95 | -5.95 | 78.00 ± 1.00 | 71.92 | +6.08 |" in md
+    assert "| toy_textures | DTD | prompt_engineering | 40.00 |  |  | 50.00 |  |  |" in md
+
+
+def test_table3_initialization(runs):
+    exp = experiment({"random": "coop/end_m4", "a photo of a": "coop/end_m4_photo"})
+    t = P.table3_initialization(runs, exp, PAPER_NAMES)
+    assert list(t.columns[:2]) == ["label", "column"] and len(t) == 4
+    r = cell(t, label="random", column="toy-rn")  # (66 + 46) / 2 per seed, +-1
+    assert (r["ours"], r["ours_mean"], r["ours_std"], r["n_seeds"]) == ("56.00 ± 1.00", 56.0, 1.0, 3)
+    assert (r["paper"], r["diff"], r["n_datasets"], r["paper_context_length"]) == (72.65, -16.65, 2, 4)
+    a = cell(t, label="a photo of a", column="toy-rn")
+    assert (a["ours_mean"], a["paper"], a["diff"]) == (56.5, 72.65, -16.15)
+    assert t.loc[t["column"] == "toy-vit", "paper"].isna().all()  # the paper's Table 3 is RN50
+    assert cell(t, label="random", column="toy-vit")["ours_mean"] == 66.0
+    assert "| random | 56.00 ± 1.00 | 72.65 | -16.65 | 66.00 ± 1.00 |  |  |" in P.paper_markdown(t)
+
+
+def nearest_records() -> list[dict]:
+    paper_words = ["potd", "that", "filmed"]
+    unified = {"dataset": "toy_shapes", "backbone": "toy-rn", "method": "coop", "variant": "end_m16",
+               "shots": 16, "seed": 1, "csc": False,
+               "nearest": [{"index": i, "class": None, "token": (paper_words[i - 1] if i <= 3 else f"w{i}"),
+                            "distance": 1.0 + i / 10} for i in range(1, 17)]}
+    short = {"dataset": "toy_textures", "backbone": "toy-rn", "method": "coop", "variant": "end_m4",
+             "shots": 16, "seed": 1, "csc": False,
+             "nearest": [{"index": i, "class": None, "token": f"t{i}", "distance": 0.5} for i in range(1, 5)]}
+    csc = {"dataset": "toy_shapes", "backbone": "toy-rn", "method": "coop", "variant": "end_m16_csc",
+           "shots": 16, "seed": 1, "csc": True,
+           "nearest": [{"index": i, "class": c, "token": f"{c}{i}", "distance": 2.0 + i}
+                       for c in ("circle", "square") for i in (1, 2)]}
+    other = {**unified, "variant": "end_m8"}  # not in the experiment
+    other_seed = {**unified, "seed": 2}  # not in the experiment's seeds
+    return [unified, short, csc, other, other_seed]
+
+
+def test_table4_nearest_words():
+    exp = {"datasets": DATASETS, "backbones": ["toy-rn"], "shots": [16], "seeds": [1],
+           "runs": {"unified": "coop/end_m16", "m4": "coop/end_m4", "csc": "coop/end_m16_csc"}}
+    t = P.table4_nearest_words(nearest_records(), exp, PAPER_NAMES)
+    assert list(t.columns[:8]) == ["backbone", "label", "seed", "index", "column", "paper_column", "ours", "paper"]
+    assert len(t) == 16 + 4
+    first = cell(t, label="unified", index=1)
+    assert (first["column"], first["paper_column"], first["ours"], first["paper"]) == (
+        "toy_shapes", "ImageNet", "potd (1.1000)", "potd (1.7136)")
+    assert (first["token"], first["paper_token"], first["paper_distance"]) == ("potd", "potd", 1.7136)
+    assert cell(t, label="unified", index=13)["paper"] == "N/A"
+    assert cell(t, label="unified", index=5)["paper_token"] == ",..."
+    short = t[t["label"] == "m4"]  # DTD is in Table 4, but the paper's contexts have 16 words
+    assert list(short["index"]) == [1, 2, 3, 4] and (short["paper"] == "").all()
+    md = P.paper_markdown(t).splitlines()
+    assert md[0] == ("| backbone | label | seed | index | toy_shapes (ImageNet) ours | toy_shapes (ImageNet) paper | "
+                     "toy_textures (DTD) ours | toy_textures (DTD) paper |")
+    assert md[2] == "| toy-rn | unified | 1 | 1 | potd (1.1000) | potd (1.7136) |  |  |"
+    assert "| toy-rn | m4 | 1 | 4 |  |  | t4 (0.5000) |  |" in md
+
+    c = P.table4_nearest_words_csc(nearest_records(), exp, PAPER_NAMES)
+    assert list(c.columns) == ["dataset", "paper_dataset", "backbone", "label", "seed", "class", "index", "token",
+                               "distance", "shots"]
+    assert len(c) == 4 and list(c["class"]) == ["circle", "circle", "square", "square"]
+    assert cell(c, **{"class": "square", "index": 2})[["token", "distance", "paper_dataset"]].tolist() == [
+        "square2", 4.0, "ImageNet"]
+    assert "| toy_shapes | ImageNet | toy-rn | csc | 1 | circle | 1 | circle1 | 3.00 | 16 |" in P.paper_markdown(c)
+
+
+def test_table4_rejects_malformed_records():
+    rec = nearest_records()[0]
+    with pytest.raises(ValueError, match="lacks keys"):
+        P.table4_nearest_words([{k: v for k, v in rec.items() if k != "nearest"}], {"runs": {"u": "coop/end_m16"}})
+    bad = {**rec, "nearest": [{"index": 1, "token": "x"}]}
+    with pytest.raises(ValueError, match="distance"):
+        P.table4_nearest_words([bad], {"runs": {"u": "coop/end_m16"}})
+
+
+def test_table5_finetuning(runs):
+    exp = experiment({"zeroshot": "zeroshot/default", "linear_probe": "linear_probe/default",
+                      "text_bias": "text_bias/default", "coop": "coop/end_m16"})
+    t = P.table5_finetuning(runs, exp, PAPER_NAMES)
+    assert list(t.columns[:3]) == ["backbone", "paper_backbone", "label"]
+    assert {"ours_delta", "paper_delta"} <= set(t.columns)
+    c = cell(t, backbone="toy-rn", label="coop", column="toy_shapes")
+    assert (c["paper_column"], c["ours"], c["paper"], c["diff"]) == ("imagenet_16shot_rn50", "57.00 ± 1.00", 62.95, -5.95)
+    assert (c["ours_delta"], c["paper_delta"]) == (-3.0, 4.77)
+    z = cell(t, backbone="toy-rn", label="zeroshot", column="toy_shapes")
+    assert (z["ours"], z["paper"], z["ours_delta"], z["paper_delta"]) == ("60.00", 58.18, 0.0, 0.0)
+    tb = cell(t, backbone="toy-rn", label="text_bias", column="toy_shapes")
+    assert (tb["ours_mean"], tb["paper"], tb["diff"], tb["ours_delta"], tb["paper_delta"]) == (63.0, 60.93, 2.07, 3.0, 2.75)
+    vit = cell(t, backbone="toy-vit", label="coop", column="toy_shapes")  # the paper's Table 5 is RN50
+    assert is_nan(vit["paper"]) and is_nan(vit["paper_delta"]) and vit["ours_delta"] == 8.0
+    assert t.loc[t["column"] == "toy_textures", "paper"].isna().all()
+    assert list(t["label"][::2][:4]) == ["zeroshot", "linear_probe", "text_bias", "coop"]  # rows, then columns
+    assert list(t["column"][:2]) == DATASETS
+    md = P.paper_markdown(t)
+    assert "toy_shapes (imagenet_16shot_rn50) ours Δ zero-shot" in md.splitlines()[0]
+    assert "| toy-rn | RN50 | coop | 57.00 ± 1.00 | 62.95 | -5.95 | -3.00 | +4.77 | 48.00 ± 1.00 |  |  | +8.00 |  |" in md
+
+
+def test_fig1_prompt_engineering(runs):
+    exp = experiment({"a photo of a {}.": "zeroshot/default", "{} texture.": "zeroshot/texture", "coop": "coop/end_m16"})
+    t = P.fig1_prompt_engineering(runs, exp, PAPER_NAMES)
+    tex = cell(t, backbone="toy-rn", label="{} texture.", column="toy_textures")
+    assert (tex["paper_column"], tex["ours"], tex["paper"], tex["diff"]) == ("DTD", "43.00", 42.32, 0.68)
+    c = cell(t, backbone="toy-rn", label="coop", column="toy_textures")
+    assert (c["ours"], c["paper"], c["diff"]) == ("48.00 ± 1.00", 63.58, -15.58)
+    assert t.loc[t["column"] == "toy_shapes", "paper"].isna().all()  # Fig. 1 has no ImageNet panel
+    assert t.loc[t["backbone"] == "toy-vit", "paper"].isna().all()
+    assert "| toy-rn | RN50 | a photo of a {}. | 60.00 |  |  | 40.00 | 39.83 | +0.17 |" in P.paper_markdown(t)
+
+
+def test_write_paper_table(tmp_path, runs):
+    exp = experiment({"prompt_engineering": "zeroshot/default", "coop": "coop/end_m16"})
+    t = P.table2_prompt_ensembling(runs, exp, PAPER_NAMES)
+    csv, md = tmp_path / "out" / "table2.csv", tmp_path / "out" / "table2.md"
+    P.write_paper_table(t, csv, md, title="Table 2")
+    back = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+    assert list(back.columns) == list(t.columns)
+    assert back["ours"].tolist() == t["ours"].tolist()
+    assert np.allclose(back["ours_mean"], t["ours_mean"]) and back["paper"].isna().tolist() == t["paper"].isna().tolist()
+    text = md.read_text()
+    assert text.startswith("**Table 2**\n\n| dataset |") and text == P.paper_markdown(t, "Table 2")
+    assert sorted(p.name for p in csv.parent.iterdir()) == ["table2.csv", "table2.md"]  # no temp files left
+
+
+def test_import_is_light():
+    code = "import sys, coop.report.paper; assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# ----------------------------------------------------------------------------- figures
+
+def assert_png_pdf(png: Path, pdf: Path) -> None:
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_gain_over_zeroshot(tmp_path, runs):
+    from matplotlib.colors import to_rgba
+
+    from coop.report.paper_figures import NEGATIVE_COLOR, POSITIVE_COLOR, gain_over_zeroshot, plot_gain_over_zeroshot
+
+    exp = experiment({"zeroshot": "zeroshot/default", "linear_probe": "linear_probe/default", "coop": "coop/end_m16"})
+    g = gain_over_zeroshot(runs, exp, PAPER_NAMES)
+    rn = g[g["backbone"] == "toy-rn"]
+    assert list(rn["dataset"]) == ["toy_textures", "toy_shapes", "average"]  # sorted by gain, average last
+    assert rn["gain"].tolist() == [8.0, -3.0, 2.5] and rn["shots"].tolist() == [16, 16, 16]
+    assert g.loc[g["backbone"] == "toy-vit", "gain"].tolist() == [8.0, 8.0, 8.0]
+
+    png, pdf = tmp_path / "fig4.png", tmp_path / "fig4.pdf"
+    fig = plot_gain_over_zeroshot(runs, exp, png, pdf, paper_names=PAPER_NAMES)
+    assert_png_pdf(png, pdf)
+    assert len(fig.axes) == 2
+    bars = {p.get_gid(): p for p in fig.axes[0].patches}
+    assert len(fig.axes[0].patches) == 3 and set(bars) == {"toy_textures", "toy_shapes", "average"}
+    assert np.allclose(bars["toy_shapes"].get_facecolor(), to_rgba(NEGATIVE_COLOR))
+    assert np.allclose(bars["toy_textures"].get_facecolor(), to_rgba(POSITIVE_COLOR))
+    assert bars["toy_shapes"].get_width() == -3.0 and bars["average"].get_width() == 2.5
+    assert bars["toy_textures"].get_y() > bars["toy_shapes"].get_y() > bars["average"].get_y()
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["toy_textures (DTD)", "toy_shapes (ImageNet)",
+                                                                     "Average"]
+    assert all(np.allclose(p.get_facecolor(), to_rgba(POSITIVE_COLOR)) for p in fig.axes[1].patches)
+    assert fig.axes[0].get_title() == "toy-rn (RN50)"
+
+
+def test_context_length(tmp_path, runs):
+    from coop.report.paper_figures import context_length_data, plot_context_length
+
+    exp = experiment({"m4": "coop/end_m4", "m8": "coop/end_m8", "m16": "coop/end_m16", "m16_csc": "coop/end_m16_csc",
+                      "zeroshot": "zeroshot/default"}, backbones=["toy-rn"])
+    d = context_length_data(runs, exp)
+    uni = d[d["series"] == "end, unified"]
+    assert uni["n_ctx"].tolist() == [4, 8, 16]
+    assert uni["acc_mean"].tolist() == [56.0, 57.0, 52.5] and uni["acc_std"].tolist() == [1.0, 1.0, 1.0]
+    assert d.loc[d["series"] == "end, class-specific", "n_ctx"].tolist() == [16]
+
+    png, pdf = tmp_path / "fig5a.png", tmp_path / "fig5a.pdf"
+    fig = plot_context_length(runs, exp, png, pdf, paper_names=PAPER_NAMES)
+    assert_png_pdf(png, pdf)
+    lines = {ln.get_gid(): ln for ln in fig.axes[0].lines if ln.get_gid()}
+    assert set(lines) == {"end, unified", "end, class-specific", "zero-shot: zeroshot"}
+    assert list(lines["end, unified"].get_xdata()) == [4, 8, 16]
+    assert list(lines["end, unified"].get_ydata()) == [56.0, 57.0, 52.5]
+    assert list(lines["end, class-specific"].get_xdata()) == [16]
+    assert list(lines["zero-shot: zeroshot"].get_ydata()) == [50.0, 50.0]
+
+    # As the workflow reads runs.csv back: empty param cells stay "" and numbers/booleans are strings.
+    from coop.report.tables import read_table, write_table
+
+    write_table(runs, tmp_path / "runs.csv")
+    d_csv = context_length_data(read_table(tmp_path / "runs.csv"), exp)
+    assert d_csv[["n_ctx", "series", "acc_mean", "acc_std"]].equals(d[["n_ctx", "series", "acc_mean", "acc_std"]])
+
+    # Without param_* columns the context length comes from the label ("m8") or variant ("end_m8").
+    bare = runs.drop(columns=[c for c in runs.columns if c.startswith("param_")])
+    d2 = context_length_data(bare, exp)
+    assert d2[["n_ctx", "series", "acc_mean"]].equals(d[["n_ctx", "series", "acc_mean"]])
+    bare = bare.replace({"variant": {"end_m4_photo": "photo_init"}})
+    with pytest.raises(ValueError, match="n_ctx"):
+        context_length_data(bare, experiment({"random": "coop/photo_init"}))
+
+
+def test_backbones(tmp_path, runs):
+    from coop.report.paper_figures import backbone_data, plot_backbones
+
+    exp = experiment({"zeroshot": "zeroshot/default", "linear_probe": "linear_probe/default", "coop": "coop/end_m16"})
+    d = backbone_data(runs, exp, PAPER_NAMES)
+    assert d["acc_mean"].tolist() == [50.0, 46.0, 52.5, 60.0, 56.0, 68.0]
+    assert d["acc_std"].tolist() == [0.0, 1.0, 1.0, 0.0, 1.0, 1.0]
+    assert d["n_seeds"].tolist() == [1, 3, 3, 1, 3, 3]
+
+    png, pdf = tmp_path / "fig5b.png", tmp_path / "fig5b.pdf"
+    fig = plot_backbones(runs, exp, png, pdf, paper_names=PAPER_NAMES)
+    assert_png_pdf(png, pdf)
+    (ax,) = fig.axes
+    bars = {p.get_gid(): p for p in ax.patches}
+    assert len(ax.patches) == 6
+    assert bars["toy-vit/coop"].get_height() == 68.0 and bars["toy-rn/zeroshot"].get_height() == 50.0
+    assert bars["toy-rn/coop"].get_x() < bars["toy-vit/zeroshot"].get_x()  # grouped by backbone
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["toy-rn (RN50)", "toy-vit (ViT-B/16)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["zeroshot", "linear_probe", "coop"]
