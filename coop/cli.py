@@ -45,6 +45,24 @@ def cmd_data_sample(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}: {len(manifest['train'])} train, {len(manifest['val'])} val images")
 
 
+def cmd_data_prepare(a: argparse.Namespace) -> None:
+    from coop.data.prepare import prepare
+
+    path = prepare(a.dataset, a.root)
+    print(f"ready: {path}")
+
+
+def cmd_data_check(a: argparse.Namespace) -> None:
+    from coop.data.prepare import check
+
+    statuses = check(a.root)
+    for s in statuses:
+        state = "ok" if s.valid else ("invalid" if s.present else "missing")
+        print(f"{s.name:22s} {state:8s} {s.message}")
+    if a.strict and not all(s.valid for s in statuses):
+        raise SystemExit(1)
+
+
 def cmd_features(a: argparse.Namespace) -> None:
     from coop.data.datasets import get_dataset, read_split
     from coop.data.fewshot import manifest_items, read_manifest
@@ -181,6 +199,8 @@ def cmd_list(a: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coop", description="CoOp benchmark pipeline")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
+    parser.add_argument("--protocol", action="append", default=[], metavar="KEY=VALUE",
+                        help="restore an official behaviour (coop/protocol.py), e.g. lp_c_selection=test")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="one run: dataset x backbone x method x shots x seed -> metrics.json")
@@ -215,6 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--allow-fewer", action="store_true", help="take all images of classes with fewer shots")
     p.set_defaults(func=cmd_data_sample)
+
+    p = dsub.add_parser("prepare", help="download and lay out a real dataset (or say what to fetch by hand)")
+    p.add_argument("dataset")
+    p.add_argument("--root", default="data")
+    p.set_defaults(func=cmd_data_prepare)
+    p = dsub.add_parser("check", help="which real datasets are present and valid under the root")
+    p.add_argument("--root", default="data")
+    p.add_argument("--strict", action="store_true", help="exit 1 unless every dataset is valid")
+    p.set_defaults(func=cmd_data_check)
 
     p = sub.add_parser("features", help="cache image features of a split (test transform)")
     p.add_argument("--dataset", required=True)
@@ -295,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     from coop.errors import user_errors
 
     try:
+        from coop.config import parse_sets
+        from coop.protocol import configure
+
+        configure(parse_sets(args.protocol))
         args.func(args)
     except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)

@@ -6,11 +6,12 @@ import sys
 from coop.data.datasets import DatasetError
 from coop.features import CacheError
 from coop.methods.registry import MethodError
+from coop.protocol import ProtocolError
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Evaluated when an error is caught, so torch-backed modules are only consulted if already imported."""
-    errors: list[type[BaseException]] = [DatasetError, CacheError, MethodError]
+    errors: list[type[BaseException]] = [DatasetError, CacheError, MethodError, ProtocolError]
     if "coop.models.clip" in sys.modules:
         errors.append(sys.modules["coop.models.clip"].BackboneError)
     if "coop.train" in sys.modules:

@@ -17,6 +17,7 @@ from coop.features import Features, load_features, save_features
 from coop.io import atomic_path, write_json
 from coop.methods.base import RunContext
 from coop.methods.registry import MethodError, create_method, get_method, method_config_class
+from coop import protocol
 from coop.provenance import default_device, git_commit, peak_memory_mb, versions
 
 
@@ -91,6 +92,7 @@ def run_experiment(
     ctx = RunContext(
         spec=spec, classnames=split.classnames, image_root=image_root(data_root, spec), shots=shots, seed=seed,
         manifest=manifest, test=test, load_clip=load, load_fewshot=lambda: cached("fewshot", pool), log=log,
+        split=split,
     )
     log(f"{method}/{variant} on {dataset} with {backbone} ({pretrained}), shots={shots} seed={seed}")
     result = create_method(method)(ctx, cfg)
@@ -113,7 +115,7 @@ def run_experiment(
         "params": dataclasses.asdict(cfg), **{k: v for k, v in result.info.items()},
         "manifest_hash": manifest["hash"] if manifest else None,
         "test_items_hash": test.meta.get("items_hash"),
-        "device": state["device"] or "cpu", "versions": versions(), "git_commit": git_commit(),
+        "protocol": protocol.as_dict(), "device": state["device"] or "cpu", "versions": versions(), "git_commit": git_commit(),
         "wall_seconds": round(time.time() - start, 3), "peak_memory": peak_memory_mb(),
     }
     write_json(out / "metrics.json", record)  # written last: its presence means the run is complete

@@ -20,7 +20,8 @@ from coop.provenance import default_device
 
 
 def class_subset(source: list[str], target: list[str], target_name: str) -> list[int]:
-    """Indices of the target's classes among the source's, by name."""
+    """Indices of the target's classes among the source's, by name (or by id: wnids for ImageNet, whose
+    class names are not unique)."""
     index = {name: i for i, name in enumerate(source)}
     missing = [c for c in target if c not in index]
     if missing:
@@ -57,7 +58,10 @@ def transfer_run(run_dir: str | Path, targets: list[str], data_root: str | Path 
     for target in targets:
         tspec = get_dataset(target)
         tsplit = read_split(data_root, tspec)
-        subset = class_subset(source.classnames, tsplit.classnames, target)
+        if source.class_ids and tsplit.class_ids:
+            subset = class_subset(source.class_ids, tsplit.class_ids, target)
+        else:
+            subset = class_subset(source.classnames, tsplit.classnames, target)
         path = features_path(cache_dir, target, m["backbone"], "test")
         keys = cache_keys(target, m["backbone"], m["model"], m["pretrained"], "test")
         if not path.exists():

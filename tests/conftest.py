@@ -14,7 +14,7 @@ def toy_root(tmp_path_factory) -> Path:
     from coop.data.toyworld import generate
 
     root = tmp_path_factory.mktemp("data")
-    for name in ("toy_shapes", "toy_textures"):
+    for name in ("toy_shapes", "toy_textures", "toy_shapes_sketch", "toy_shapes_hard"):
         generate(name, root, n_train=4, n_val=2, n_test=3, seed=0)
     return root
 

@@ -313,6 +313,13 @@ def _evil_tar(kind: str, outside: Path) -> bytes:
             info = tarfile.TarInfo("dtd/link")
             info.type = tarfile.SYMTYPE
             info.linkname = "../../outside_dir"
+        elif kind == "chain":  # each link looks harmless on paper; together they climb out
+            ladder = tarfile.TarInfo("dtd/a")
+            ladder.type, ladder.linkname = tarfile.SYMTYPE, "."
+            t.addfile(ladder)
+            info = tarfile.TarInfo("dtd/a/a/l")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "../../x"
         elif kind == "hardlink":
             info = tarfile.TarInfo("dtd/hard")
             info.type = tarfile.LNKTYPE
@@ -342,6 +349,7 @@ def _evil_zip(kind: str, outside: Path) -> bytes:
     ("tar", "dotdot", r"member 'dtd/../../evil.txt' would be written outside the target folder"),
     ("tar", "absolute", r"member '/.*evil_abs.txt' has an absolute path"),
     ("tar", "symlink", r"member 'dtd/link' is a symbolic link to '../../outside_dir', outside the target"),
+    ("tar", "chain", r"member 'dtd/a/a/l' is a symbolic link to '../../x', outside the target"),
     ("tar", "hardlink", r"member 'dtd/hard' is a hard link to '../secret.txt', outside"),
     ("tar", "device", r"member 'dtd/null' is a device or special file"),
     ("zip", "dotdot", r"member '../evil.txt' would be written outside"),

@@ -1,5 +1,6 @@
 """Readers of the real datasets' folder layouts (ImageNet, FGVC-Aircraft, ImageNet-V2/-Sketch/-A/-R),
 on miniature copies of each layout built in tmp_path."""
+import os
 import random
 from pathlib import Path
 
@@ -370,3 +371,33 @@ def test_imagenetv2_label_out_of_range(tmp_path):
     shutil.rmtree(folder / "imagenetv2-matched-frequency-format-val")
     with pytest.raises(DatasetError, match=r"Images of 'imagenetv2' not found.*<ImageNet label 0..999>"):
         read_split(tmp_path, get_dataset("imagenetv2"))
+
+
+def test_imagenet_official_listing_switch(tmp_path, monkeypatch):
+    """imagenet_listing=os restores the official unsorted os.listdir order (here a reversed listing)."""
+    import coop.data.datasets as datasets
+    from coop import protocol
+
+    _imagenet(tmp_path)
+    spec = get_dataset("imagenet")
+    sorted_paths = [it.path for it in read_split(tmp_path, spec).train]
+    real_scandir = os.scandir
+
+    class Reversed:
+        def __init__(self, path):
+            self.entries = list(reversed(sorted(real_scandir(path), key=lambda e: e.name)))
+
+        def __enter__(self):
+            return iter(self.entries)
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(datasets.os, "scandir", Reversed)
+    assert [it.path for it in read_split(tmp_path, spec).train] == sorted_paths  # sorted whatever os says
+    try:
+        protocol.configure({"imagenet_listing": "os"})
+        official = [it.path for it in read_split(tmp_path, spec).train]
+    finally:
+        protocol.configure({})
+    assert official == list(reversed(sorted_paths)) and official != sorted_paths

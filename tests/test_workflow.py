@@ -113,3 +113,39 @@ def test_config_typo_names_the_key(tmp_path):
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "Additional properties are not allowed ('shot' was unexpected)" in out
+
+
+def _dry_run_counts(proc) -> dict[str, int]:
+    counts = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.e2e
+def test_paper_config_dry_run_without_data(tmp_path):
+    """config/paper.yaml plans the whole sweep with no dataset on disk; shared runs are planned once."""
+    cfg = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    proc = snakemake(tmp_path, "-n", "--quiet", "rules", config=cfg)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    counts = _dry_run_counts(proc)
+    few_shot = {"linear_probe", "coop", "text_bias", "text_transform", "finetune_image"}
+    cells = set()
+    for exp in cfg["experiments"].values():
+        for d in exp["datasets"]:
+            for b in exp["backbones"]:
+                for run in exp["runs"].values():
+                    method, variant = run.split("/")
+                    if method in few_shot:
+                        cells |= {(d, b, run, k, s) for k in exp["shots"] for s in exp["seeds"]}
+                    else:
+                        cells.add((d, b, run, 0, 0))
+    assert counts["run"] == len(cells)
+    fig3 = cfg["experiments"]["fewshot"]
+    trained = [r for r in fig3["runs"].values() if r.split("/")[0] in few_shot]
+    assert len(fig3["datasets"]) * len(trained) * len(fig3["shots"]) * len(fig3["seeds"]) == 825
+    assert counts["transfer"] == 4 * (1 + 3 * 3)  # 4 backbones x (zero-shot + 3 trained runs x 3 seeds)
+    assert counts["paper_table"] == 6 and counts["paper_figure"] == 3
+    assert counts["prepare_imagenet"] == 1 and counts["fewshot_manifest"] == 11 * 5 * 3

@@ -241,24 +241,28 @@ _WNID = re.compile(r"n\d{8}")
 IMAGENET_CLASSNAMES_URL = "https://drive.google.com/file/d/1-61f_ol79pViBFDG_IDlUQSwoLcn2XXF/view?usp=sharing"
 
 
-def _subdirs(path: Path) -> list[str]:
-    """Non-hidden sub-folders of `path` (symlinks followed), sorted by name."""
-    with os.scandir(path) as it:
-        return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
+def _listing(names, sort: bool) -> list[str]:
+    return sorted(names) if sort else list(names)
 
 
-def _image_files(path: Path) -> list[str]:
-    """Non-hidden image files in `path` (by extension, any case), sorted by name."""
+def _subdirs(path: Path, sort: bool = True) -> list[str]:
+    """Non-hidden sub-folders of `path` (symlinks followed), sorted by name (else in os order)."""
     with os.scandir(path) as it:
-        return sorted(
+        return _listing((e.name for e in it if not e.name.startswith(".") and e.is_dir()), sort)
+
+
+def _image_files(path: Path, sort: bool = True) -> list[str]:
+    """Non-hidden image files in `path` (by extension, any case), sorted by name (else in os order)."""
+    with os.scandir(path) as it:
+        return _listing((
             e.name for e in it
             if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
             and e.is_file()
-        )
+        ), sort)
 
 
-def _class_images(path: Path, what: str) -> list[str]:
-    files = _image_files(path)
+def _class_images(path: Path, what: str, sort: bool = True) -> list[str]:
+    files = _image_files(path, sort)
     if not files:
         raise DatasetError(
             f"Class folder {path} ({what}) holds no images (files ending in "
@@ -315,8 +319,12 @@ def _few(names: list[str], n: int = 5) -> str:
 def _read_imagenet(root: str | Path, spec: DatasetSpec, folder: Path) -> Split:
     """train = images/train, test = images/val, val = [] (few-shot val comes from unused train images).
 
-    Labels follow classnames.txt; class folders and the images in them are read in sorted order.
+    Labels follow classnames.txt; class folders and the images in them are read in sorted order, or in
+    the unsorted os order of the official code with the protocol switch imagenet_listing=os.
     """
+    from coop import protocol
+
+    sort = protocol.current().imagenet_listing == "sorted"
     layout = expected_layout(spec)
     names = read_classnames(folder / "classnames.txt")
     label = {w: i for i, w in enumerate(names)}
@@ -327,7 +335,7 @@ def _read_imagenet(root: str | Path, spec: DatasetSpec, folder: Path) -> Split:
                "named by wnid. Expected layout: " + layout + ".")
         if not d.is_dir():
             raise DatasetError(f"ImageNet {part} images not found: {d}. {how}")
-        present = _subdirs(d)
+        present = _subdirs(d, sort)
         if not present and _image_files(d):
             raise DatasetError(
                 f"{d} holds images but no class folders. The validation images must be sorted into "
@@ -349,7 +357,7 @@ def _read_imagenet(root: str | Path, spec: DatasetSpec, folder: Path) -> Split:
         items: list[Item] = []
         for w in present:
             items.extend(Item(f"{part}/{w}/{f}", label[w], names[w])
-                         for f in _class_images(d / w, f"class {w}, {names[w]!r}"))
+                         for f in _class_images(d / w, f"class {w}, {names[w]!r}", sort))
         parts[part] = items
     return Split(parts["train"], [], parts["val"], list(names.values()), class_ids=list(names))
 

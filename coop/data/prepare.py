@@ -341,6 +341,7 @@ def download(url: str, dest: Path, *, timeout: float = 60.0, retries: int = 3,
             e.close()
             if e.code == 416 and offset:  # nothing left to fetch: the part file is complete (or too long)
                 if _total_from_content_range(e.headers.get("Content-Range")) == offset:
+                    last_error = None
                     break
                 log(f"  {part.name} does not fit the file on the server; starting over")
                 part.unlink()
@@ -422,8 +423,12 @@ def archive_kind(filename: str) -> str:
 
 
 def _inside(dest: Path, rel: str) -> bool:
-    """Whether `rel` (a path relative to `dest`) stays inside `dest` (or is `dest`), lexically."""
-    path = os.path.normpath(os.path.join(str(dest), rel))
+    """Whether `rel` (a path relative to the resolved folder `dest`) stays inside `dest` (or is `dest`).
+
+    Links already on disk are followed (os.path.realpath), so a link extracted earlier cannot be used
+    as a ladder ("a" -> ".", then "a/a/l" -> "../../x").
+    """
+    path = os.path.realpath(os.path.join(str(dest), rel))
     return path == str(dest) or path.startswith(str(dest) + os.sep)
 
 

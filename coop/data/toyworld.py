@@ -157,6 +157,7 @@ CARTOON_FILLS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "
 CARTOON_BGS = ("white", "yellow", "pink", "blue", "green", "orange", "purple")  # drawn as pastels
 OUTLINE = np.array([0.04, 0.04, 0.05], np.float32)  # the renditions' black outline
 HARD_FLAWS = ("occluded", "cropped", "faded")  # what, besides noise and clutter, makes it hard
+HARD_CONTRAST = (0.4, 0.6)  # scene contrast kept in hard examples; faded ones keep 0.65 of it
 
 
 def _color(name: str, rng: np.random.Generator, table=COLORS, jitter: float = 0.04) -> RGB:
@@ -568,7 +569,7 @@ def _render_hard(cls: str, rng: np.random.Generator, size: int) -> tuple[np.ndar
     _paint_shape(img, cls, rng, cx, cy, r, angle, fill_name)
     if flaw == "occluded":
         img = _occlude(img, rng, cx, cy, r, fill_name)
-    contrast = rng.uniform(0.25, 0.35) if flaw == "faded" else rng.uniform(0.4, 0.6)
+    contrast = rng.uniform(*HARD_CONTRAST) * (0.65 if flaw == "faded" else 1.0)
     haze = np.float32(rng.uniform(0.3, 0.6))
     img = haze + (img - haze) * np.float32(contrast)
     return img, {"cls": cls, "color": fill_name, "size": words["size"], "flaw": flaw}
@@ -873,7 +874,8 @@ def _vocabulary(spec: ToySpec) -> dict[str, tuple[str, ...]]:
         "shapes": {**common, "pos": positions, "color": tuple(COLORS),
                    "bg": BG_PATTERNS + tuple(f"plain {c}" for c in BG_COLORS)},
         "cartoon": {**common, "pos": positions, "style": CARTOON_STYLES, "color": CARTOON_FILLS,
-                    "bg": tuple(f"plain {c}" for c in CARTOON_BGS) + tuple(f"{c} gradient" for c in CARTOON_BGS)},
+                    "bg": tuple(f"plain {c}" for c in CARTOON_BGS)
+                    + tuple(f"{c} gradient" for c in CARTOON_BGS)},
         "hard": {**common, "color": tuple(COLORS), "flaw": HARD_FLAWS},
         "sketch": {**common, "pos": positions, "ink": tuple(INKS), "paper": tuple(PAPERS),
                    "stroke": ("thin", "thick")},

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from coop.data.datasets import DatasetSpec, Item
+from coop.data.datasets import DatasetSpec, Item, Split
 from coop.data.fewshot import manifest_items
 from coop.features import Features
 
@@ -24,6 +24,7 @@ class RunContext:
     load_clip: Callable[[], Any]          # -> coop.models.Clip, loaded on first use
     load_fewshot: Callable[[], Features]  # -> cached features of the few-shot images
     log: Callable[[str], None] = print
+    split: Split | None = None  # the whole dataset split (for methods that sample on their own)
     _clip: Any = field(default=None, repr=False)
     _fewshot: Features | None = field(default=None, repr=False)
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from coop import protocol
+from coop.data.datasets import Item
 from coop.methods.base import MethodResult, RunContext
 
 C_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
@@ -62,9 +64,36 @@ def probe_logits(coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray, f
     return logits
 
 
+def numpy_subset(items: list[Item], shots: int, seed: int) -> list[Item]:
+    """The official probe's own draw: numpy's RandomState(seed), `shots` images per label in label order."""
+    rng = np.random.RandomState(seed)
+    by_label: dict[int, list[Item]] = {}
+    for it in items:
+        by_label.setdefault(it.label, []).append(it)
+    out = []
+    for label in sorted(by_label):
+        group = by_label[label]
+        picks = rng.choice(len(group), min(shots, len(group)), replace=False)
+        out.extend(group[i] for i in sorted(picks))
+    return out
+
+
+def _training_data(ctx: RunContext) -> tuple[np.ndarray, np.ndarray]:
+    if protocol.current().lp_subset == "shared":
+        return ctx.fewshot.select(ctx.items("train"))
+    from coop.features import extract_features
+
+    items = numpy_subset(ctx.split.train, ctx.shots, ctx.seed)
+    feats = extract_features(ctx.clip, items, ctx.image_root, device=ctx.device).numpy()
+    return feats, np.array([it.label for it in items], dtype=np.int64)
+
+
 def run(ctx: RunContext, cfg: LinearProbeConfig) -> MethodResult:
-    train_x, train_y = ctx.fewshot.select(ctx.items("train"))
-    val_x, val_y = ctx.fewshot.select(ctx.items("val"))
+    train_x, train_y = _training_data(ctx)
+    if protocol.current().lp_c_selection == "test":  # the official code's flaw on ImageNet, kept on request
+        val_x, val_y = ctx.test.features, ctx.test.labels
+    else:
+        val_x, val_y = ctx.fewshot.select(ctx.items("val"))
     if cfg.C is not None:
         c, tried = cfg.C, []
     else:

@@ -15,6 +15,8 @@ TOY = config.get("toy_world", {})
 THREADS = config.get("threads_per_job", 1)
 EXPERIMENTS = config["experiments"]
 PAPER_NAMES = config.get("paper_names", {})
+# Each coop command gets the protocol switches, so every result records the ones it ran under.
+PROTOCOL = shlex.join([a for k, v in config.get("protocol", {}).items() for a in ("--protocol", f"{k}={v}")])
 RUNS_ROOT = "results/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}/seed{seed}"
 
 
@@ -104,7 +106,8 @@ def all_manifests(wildcards):
 
 
 def _alternatives(names):
-    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    """A regex of exactly these names ("(?!)" matches nothing, for an empty list)."""
+    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
 
 
 wildcard_constraints:

@@ -32,6 +32,7 @@ rule fewshot_manifest:
         "results/fewshot/{dataset}/shots{shots}_seed{seed}.json",
     params:
         root=DATA_ROOT,
+        protocol=PROTOCOL,
     conda:
         "../../environment.yml"
     log:
@@ -39,5 +40,28 @@ rule fewshot_manifest:
     benchmark:
         "results/benchmarks/fewshot/{dataset}/shots{shots}_seed{seed}.tsv"
     shell:
-        "coop data sample --dataset {wildcards.dataset} --shots {wildcards.shots} --seed {wildcards.seed} "
-        "--root {params.root} --out {output} > {log} 2>&1"
+        "coop {params.protocol} data sample --dataset {wildcards.dataset} --shots {wildcards.shots} "
+        "--seed {wildcards.seed} --root {params.root} --out {output} > {log} 2>&1"
+
+
+# Real datasets: a missing one is downloaded where its licence allows, else the job stops with instructions
+# (`coop data prepare`); an existing one is used as it is. One rule per dataset the config uses.
+for _dataset in sorted(d for d in all_datasets() if not get_dataset(d).toy):
+
+    rule:
+        name:
+            f"prepare_{_dataset}"
+        output:
+            str(split_path(DATA_ROOT, get_dataset(_dataset))),
+        params:
+            dataset=_dataset,
+            root=subpath(output[0], ancestor=2),
+        conda:
+            "../../environment.yml"
+        log:
+            f"results/logs/prepare/{_dataset}.log",
+        benchmark:
+            f"results/benchmarks/prepare/{_dataset}.tsv"
+        localrule: True
+        shell:
+            "coop data prepare {params.dataset} --root {params.root} > {log} 2>&1"

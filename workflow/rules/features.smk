@@ -10,6 +10,7 @@ rule test_features:
         backbone=backbone_args,
         root=DATA_ROOT,
         code_version=CODE_VERSION,
+        protocol=PROTOCOL,
     threads: THREADS
     conda:
         "../../environment.yml"
@@ -18,7 +19,7 @@ rule test_features:
     benchmark:
         "results/benchmarks/features/{dataset}/{backbone}/test.tsv"
     shell:
-        "coop --threads {threads} features --dataset {wildcards.dataset} --part test --root {params.root} "
+        "coop --threads {threads} {params.protocol} features --dataset {wildcards.dataset} --part test --root {params.root} "
         "{params.backbone} --out {output} > {log} 2>&1"
 
 
@@ -32,6 +33,7 @@ rule fewshot_features:
         backbone=backbone_args,
         root=DATA_ROOT,
         code_version=CODE_VERSION,
+        protocol=PROTOCOL,
     threads: THREADS
     conda:
         "../../environment.yml"
@@ -40,5 +42,5 @@ rule fewshot_features:
     benchmark:
         "results/benchmarks/features/{dataset}/{backbone}/fewshot.tsv"
     shell:
-        "coop --threads {threads} features --dataset {wildcards.dataset} --part fewshot "
+        "coop --threads {threads} {params.protocol} features --dataset {wildcards.dataset} --part fewshot "
         "--manifest {input.manifests} --root {params.root} {params.backbone} --out {output} > {log} 2>&1"

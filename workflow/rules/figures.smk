@@ -30,7 +30,7 @@ rule paper_figure:
     params:
         experiment=lambda wildcards: experiment_json(PAPER_FIGURES[wildcards.figure]),
     wildcard_constraints:
-        figure="|".join(PAPER_FIGURES),
+        figure=_alternatives(PAPER_FIGURES),
     conda:
         "../../environment.yml"
     log:

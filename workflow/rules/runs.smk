@@ -12,6 +12,7 @@ rule run:
         root=DATA_ROOT,
         out=subpath(output[0], parent=True),
         code_version=CODE_VERSION,
+        protocol=PROTOCOL,
     threads: THREADS
     conda:
         "../../environment.yml"
@@ -20,7 +21,7 @@ rule run:
     benchmark:
         "results/benchmarks/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.tsv"
     shell:
-        "coop --threads {threads} run --dataset {wildcards.dataset} --method {wildcards.method} "
+        "coop --threads {threads} {params.protocol} run --dataset {wildcards.dataset} --method {wildcards.method} "
         "--variant {wildcards.variant} --shots {wildcards.shots} --seed {wildcards.seed} "
         "{params.method} {params.backbone} --data-root {params.root} --cache-dir results "
         "--out {params.out} > {log} 2>&1"
@@ -36,6 +37,7 @@ rule transfer:
         root=DATA_ROOT,
         run_dir=subpath(output[0], parent=True),
         code_version=CODE_VERSION,
+        protocol=PROTOCOL,
     threads: THREADS
     conda:
         "../../environment.yml"
@@ -44,7 +46,7 @@ rule transfer:
     benchmark:
         "results/benchmarks/transfer/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.tsv"
     shell:
-        "coop --threads {threads} transfer --run-dir {params.run_dir} --target {params.targets} "
+        "coop --threads {threads} {params.protocol} transfer --run-dir {params.run_dir} --target {params.targets} "
         "--data-root {params.root} --cache-dir results --out {output} > {log} 2>&1"
 
 
@@ -57,6 +59,7 @@ rule nearest_words:
         root=DATA_ROOT,
         run_dir=subpath(input[0], parent=True),
         code_version=CODE_VERSION,
+        protocol=PROTOCOL,
     threads: THREADS
     conda:
         "../../environment.yml"
@@ -65,5 +68,5 @@ rule nearest_words:
     benchmark:
         "results/benchmarks/nearest_words/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.tsv"
     shell:
-        "coop --threads {threads} interpret --run-dir {params.run_dir} --data-root {params.root} "
+        "coop --threads {threads} {params.protocol} interpret --run-dir {params.run_dir} --data-root {params.root} "
         "--out {output} > {log} 2>&1"

@@ -60,7 +60,7 @@ rule paper_table:
         nearest=lambda wildcards, input: shlex.join(["--nearest", *input.nearest]) if input.get("nearest") else "",
         transfer=lambda wildcards, input: f"--transfer {input.transfer}" if input.get("transfer") else "",
     wildcard_constraints:
-        table="|".join(PAPER_TABLES),
+        table=_alternatives(PAPER_TABLES),
     conda:
         "../../environment.yml"
     log:
