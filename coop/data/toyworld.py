@@ -157,7 +157,7 @@ CARTOON_FILLS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "
 CARTOON_BGS = ("white", "yellow", "pink", "blue", "green", "orange", "purple")  # drawn as pastels
 OUTLINE = np.array([0.04, 0.04, 0.05], np.float32)  # the renditions' black outline
 HARD_FLAWS = ("occluded", "cropped", "faded")  # what, besides noise and clutter, makes it hard
-HARD_CONTRAST = (0.4, 0.6)  # scene contrast kept in hard examples; faded ones keep 0.65 of it
+HARD_CONTRAST = (0.5, 0.7)  # scene contrast kept in hard examples; faded ones keep 0.65 of it
 
 
 def _color(name: str, rng: np.random.Generator, table=COLORS, jitter: float = 0.04) -> RGB:
@@ -473,7 +473,7 @@ class _Photo:
 
 
 PHOTO = _Photo()
-PHOTO_V2 = _Photo(scale=0.85, saturation=0.6, pattern_p=0.9, clutter=1.8)
+PHOTO_V2 = _Photo(scale=0.9, saturation=0.7, pattern_p=0.7, clutter=1.3)
 PHOTO_HARD = _Photo(pattern_p=1.0, clutter=1.5)
 
 
@@ -743,7 +743,7 @@ RENDERERS: dict[str, Callable] = {
     "v2": _render_v2, "cartoon": _render_cartoon, "hard": _render_hard,
 }
 PIXEL_NOISE = {"shapes": 0.02, "sketch": 0.012, "textures": 0.02, "flowers": 0.02,
-               "v2": 0.025, "cartoon": 0.01, "hard": 0.06}
+               "v2": 0.025, "cartoon": 0.01, "hard": 0.035}
 LIGHTING = {"shapes": 0.08, "sketch": 0.03, "textures": 0.1, "flowers": 0.15,  # uneven light / paper
             "v2": 0.1, "cartoon": 0.02, "hard": 0.08}
 

@@ -138,6 +138,11 @@ def plot_fewshot(
         loc="outside lower center", ncols=min(len(labels), ncols), fontsize=9, frameon=False,
     )
 
+    return save_figure(fig, out_png, out_pdf)
+
+
+def save_figure(fig: Figure, out_png, out_pdf=None) -> Figure:
+    """PNG at 150 dpi (and the PDF twin), each written atomically."""
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=150)
     if out_pdf is not None:

@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from coop.io import atomic_path
+from coop.report.figures import save_figure
 from coop.report.paper import (
     _RUN_KEYS,
     _backbones,
@@ -60,15 +60,6 @@ _COLORS = [
     "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan",
 ]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-
-
-def _save(fig: Figure, out_png, out_pdf) -> Figure:
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=150)
-    if out_pdf is not None:
-        with atomic_path(out_pdf) as tmp:
-            fig.savefig(tmp, format="pdf")
-    return fig
 
 
 def _named(name: str, paper: str) -> str:
@@ -200,7 +191,7 @@ def plot_gain_over_zeroshot(
         ax.tick_params(axis="x", labelsize=8)
     label, shots = data["coop_label"].iloc[0], int(data["shots"].iloc[0])
     fig.suptitle(f"{label} ({shots} shots) vs. zero-shot CLIP")
-    return _save(fig, out_png, out_pdf)
+    return save_figure(fig, out_png, out_pdf)
 
 
 # ----------------------------------------------------------------------------- Fig. 5a
@@ -328,7 +319,7 @@ def plot_context_length(
         ax.legend(fontsize=8, frameon=False)
     shots = int(coop["shots"].max())
     fig.suptitle(f"Context length ({shots} shots)")
-    return _save(fig, out_png, out_pdf)
+    return save_figure(fig, out_png, out_pdf)
 
 
 # ----------------------------------------------------------------------------- Fig. 5b
@@ -404,4 +395,4 @@ def plot_backbones(
     ax.legend(fontsize=8, frameon=False, ncols=min(len(labels), 4), loc="upper left")
     top = np.nanmax((data["acc_mean"] + data["acc_std"].fillna(0)).to_numpy(dtype=float))
     ax.set_ylim(0, top * 1.18 if top > 0 else 1)
-    return _save(fig, out_png, out_pdf)
+    return save_figure(fig, out_png, out_pdf)
