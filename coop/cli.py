@@ -18,10 +18,10 @@ def _add_backbone(p: argparse.ArgumentParser) -> None:
 
 def cmd_run(a: argparse.Namespace) -> None:
     from coop.config import parse_sets
-    from coop.experiment import run_experiment
+    from coop.experiment import run_seeds
 
-    run_experiment(
-        dataset=a.dataset, method=a.method, shots=a.shots, seed=a.seed, backbone=a.backbone, model=a.model,
+    run_seeds(
+        a.seed, dataset=a.dataset, method=a.method, shots=a.shots, backbone=a.backbone, model=a.model,
         pretrained=a.pretrained, variant=a.variant, params=parse_sets(a.set), data_root=a.data_root,
         cache_dir=a.cache_dir, device=a.device, init_seed=a.init_seed, out=a.out,
     )
@@ -98,10 +98,10 @@ def cmd_report_table(a: argparse.Namespace) -> None:
 
 
 def cmd_transfer(a: argparse.Namespace) -> None:
-    from coop.transfer import write_transfer
+    from coop.transfer import write_transfers
 
-    write_transfer(a.run_dir, a.target, a.out, data_root=a.data_root, cache_dir=a.cache_dir, device=a.device)
-    print(f"wrote {a.out}")
+    write_transfers(a.run_dir, a.target, a.out, data_root=a.data_root, cache_dir=a.cache_dir, device=a.device)
+    print(f"wrote {a.out}: {len(a.run_dir)} runs x {len(a.target)} targets")
 
 
 def cmd_interpret(a: argparse.Namespace) -> None:
@@ -207,12 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--method", required=True)
     p.add_argument("--shots", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, nargs="+", default=[0],
+                   help="one or more seeds, run one after another in this process")
     p.add_argument("--variant", default="default", help="name of this parameter set (recorded)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method parameter")
     p.add_argument("--data-root", default="data")
     p.add_argument("--cache-dir", default="results", help="where manifests and feature caches live")
-    p.add_argument("--out", required=True, help="output folder for metrics.json")
+    p.add_argument("--out", required=True, help="output folder for metrics.json ({seed} is replaced by the seed)")
     _add_backbone(p)
     p.set_defaults(func=cmd_run)
 
@@ -254,13 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backbone(p)
     p.set_defaults(func=cmd_features)
 
-    p = sub.add_parser("transfer", help="evaluate a finished run on other datasets (domain shift)")
-    p.add_argument("--run-dir", required=True)
+    p = sub.add_parser("transfer", help="evaluate finished runs on other datasets (domain shift)")
+    p.add_argument("--run-dir", nargs="+", required=True, help="run folders (e.g. the seeds of one cell)")
     p.add_argument("--target", nargs="+", required=True)
     p.add_argument("--data-root", default="data")
     p.add_argument("--cache-dir", default="results")
     p.add_argument("--device", default=None)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="one JSON list with a record per run")
     p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("interpret", help="nearest vocabulary tokens to a CoOp run's learned context")

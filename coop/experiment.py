@@ -48,7 +48,9 @@ def run_experiment(
     model: str | None = None, pretrained: str = "random", variant: str = "default",
     params: dict[str, Any] | None = None, data_root: str | Path = "data", cache_dir: str | Path = "results",
     device: str | None = None, init_seed: int = 0, log: Callable[[str], None] = print,
+    state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """One run. `state` carries the loaded CLIP between calls (several seeds in one process)."""
     start = time.time()
     spec = get_dataset(dataset)
     info = get_method(method)
@@ -66,7 +68,8 @@ def run_experiment(
             write_manifest(mpath, make_manifest(dataset, split, shots, seed))
         manifest = read_manifest(mpath)
 
-    state: dict[str, Any] = {"device": device}
+    state = state if state is not None else {}
+    state.setdefault("device", device)
 
     def load() -> Any:
         # Torch is imported only here: methods that read cached features alone (linear probe) start fast.
@@ -127,3 +130,14 @@ def _labels(items):
     import numpy as np
 
     return np.array([it.label for it in items], dtype=np.int64)
+
+
+def run_seeds(seeds: list[int], out: str, **kw: Any) -> list[dict[str, Any]]:
+    """The same run for several seeds, one after another in this process (CLIP is loaded once).
+
+    `out` holds "{seed}" where the seed goes in the output folder, unless there is a single seed.
+    """
+    if len(seeds) > 1 and "{seed}" not in out:
+        raise MethodError(f"--out must contain {{seed}} when several seeds run together, got {out!r}")
+    state: dict[str, Any] = {}
+    return [run_experiment(seed=s, out=out.replace("{seed}", str(s)), state=state, **kw) for s in seeds]

@@ -34,14 +34,15 @@ def class_subset(source: list[str], target: list[str], target_name: str) -> list
 
 def transfer_run(run_dir: str | Path, targets: list[str], data_root: str | Path = "data",
                  cache_dir: str | Path = "results", device: str | None = None,
-                 log: Callable[[str], None] = print) -> dict:
+                 log: Callable[[str], None] = print, state: dict | None = None) -> dict:
+    """Evaluate one finished run on `targets`; `state` carries the loaded CLIP between runs."""
     run_dir = Path(run_dir)
     m = read_json(run_dir / "metrics.json")
     spec = get_dataset(m["dataset"])
     source = read_split(data_root, spec)
     cfg = build_config(method_config_class(m["method"]), m["params"])
     device = device or default_device()
-    state: dict = {}
+    state = state if state is not None else {}
 
     def load():
         if "clip" not in state:
@@ -74,7 +75,9 @@ def transfer_run(run_dir: str | Path, targets: list[str], data_root: str | Path 
         "source_accuracy": m["accuracy"], "targets": results}
 
 
-def write_transfer(run_dir, targets, out, **kw) -> dict:
-    record = transfer_run(run_dir, targets, **kw)
-    write_json(out, record)
-    return record
+def write_transfers(run_dirs: list[str | Path], targets: list[str], out: str | Path, **kw) -> list[dict]:
+    """Evaluate several runs (the seeds of one cell) on `targets`, CLIP loaded once: one JSON list."""
+    state: dict = {}
+    records = [transfer_run(d, targets, state=state, **kw) for d in run_dirs]
+    write_json(out, records)
+    return records

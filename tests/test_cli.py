@@ -67,3 +67,18 @@ def test_bad_arguments_are_clear_errors(coop_bin, toy_root, tmp_path, args, mess
     proc = _run(coop_bin, toy_root, tmp_path / "run", *args)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_several_seeds_in_one_process(coop_bin, toy_root, tmp_path):
+    """One job trains every seed of a cell; each seed's result equals that seed run alone."""
+    args = ["--method", "coop", "--shots", "2", "--set", "epochs=2", "--set", "n_ctx=4"]
+    out = tmp_path / "fused" / "seed{seed}"
+    cmd = [coop_bin, "--threads", "1", "run", "--dataset", "toy_textures", "--data-root", str(toy_root),
+           "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--seed", "1", "2", *args]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=600).returncode == 0
+    alone = tmp_path / "alone" / "run"
+    assert _run(coop_bin, toy_root, alone, "--seed", "2", *args).returncode == 0
+    fused = json.loads((tmp_path / "fused" / "seed2" / "metrics.json").read_text())
+    single = json.loads((alone / "metrics.json").read_text())
+    assert fused["loss_history"] == single["loss_history"] and fused["accuracy"] == single["accuracy"]
+    assert json.loads((tmp_path / "fused" / "seed1" / "metrics.json").read_text())["seed"] == 1

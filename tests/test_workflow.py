@@ -26,11 +26,11 @@ TINY = {
             "datasets": ["toy_shapes", "toy_textures"],
             "backbones": ["toy-rn"],
             "shots": [1, 2],
-            "seeds": [1, 2],
             "runs": {"zeroshot": "zeroshot/default", "ensemble": "ensemble/default",
                      "linear_probe": "linear_probe/default", "coop": "coop/end_m4"},
         },
     },
+    "seeds": [1, 2],
     "threads_per_job": 1,
 }
 
@@ -63,8 +63,9 @@ def test_dry_run_lists_the_fan_out(tmp_path):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    # 2 datasets x (zeroshot + ensemble + (linear probe + coop) x 2 shots x 2 seeds)
-    assert counts["run"] == 2 * (2 + 2 * 2 * 2)
+    # 2 datasets x (zeroshot + ensemble); 2 datasets x (linear probe + coop) x 2 shots, each job all seeds
+    assert counts["run_zeroshot"] == 2 * 2
+    assert counts["run_fewshot"] == 2 * 2 * 2
     assert counts["fewshot_manifest"] == 2 * 2 * 2
     assert counts["toy_dataset"] == 2 and counts["test_features"] == 2 and counts["fewshot_features"] == 2
 
@@ -108,7 +109,7 @@ def test_runs_record_provenance_and_share_subsets(tiny_run):
 
 @pytest.mark.badinput
 def test_config_typo_names_the_key(tmp_path):
-    fewshot = {**TINY["experiments"]["fewshot"], "shot": [1]}
+    fewshot = {**TINY["experiments"]["fewshot"], "shot": [1]}  # a typo of "shots"
     proc = snakemake(tmp_path, "-n", config={**TINY, "experiments": {"fewshot": fewshot}})
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
@@ -139,13 +140,13 @@ def test_paper_config_dry_run_without_data(tmp_path):
                 for run in exp["runs"].values():
                     method, variant = run.split("/")
                     if method in few_shot:
-                        cells |= {(d, b, run, k, s) for k in exp["shots"] for s in exp["seeds"]}
+                        cells |= {(d, b, run, k) for k in exp["shots"]}
                     else:
-                        cells.add((d, b, run, 0, 0))
-    assert counts["run"] == len(cells)
+                        cells.add((d, b, run, 0))
+    assert counts["run_fewshot"] + counts["run_zeroshot"] == len(cells)  # each few-shot job: every seed
     fig3 = cfg["experiments"]["fewshot"]
     trained = [r for r in fig3["runs"].values() if r.split("/")[0] in few_shot]
-    assert len(fig3["datasets"]) * len(trained) * len(fig3["shots"]) * len(fig3["seeds"]) == 825
-    assert counts["transfer"] == 4 * (1 + 3 * 3)  # 4 backbones x (zero-shot + 3 trained runs x 3 seeds)
+    assert len(fig3["datasets"]) * len(trained) * len(fig3["shots"]) * len(cfg["seeds"]) == 825
+    assert counts["transfer"] == 4 * 4  # 4 backbones x (zero-shot, linear probe, CoOp M=16, CoOp M=4)
     assert counts["paper_table"] == 6 and counts["paper_figure"] == 3
     assert counts["prepare_imagenet"] == 1 and counts["fewshot_manifest"] == 11 * 5 * 3

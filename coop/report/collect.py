@@ -23,8 +23,11 @@ def runs_table(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 def transfer_table(paths: Iterable[str | Path]) -> pd.DataFrame:
     rows = []
+    records = []
     for p in paths:
-        r = json.loads(Path(p).read_text())
+        data = json.loads(Path(p).read_text())
+        records.extend(data if isinstance(data, list) else [data])
+    for r in records:
         for target, m in r["targets"].items():
             rows.append({"source": r["dataset"], "target": target, "backbone": r["backbone"], "method": r["method"],
                          "variant": r["variant"], "shots": r["shots"], "seed": r["seed"],

@@ -14,6 +14,7 @@ DATA_ROOT = config["data_root"]
 TOY = config.get("toy_world", {})
 THREADS = config.get("threads_per_job", 1)
 EXPERIMENTS = config["experiments"]
+SEEDS = config["seeds"]  # one list for every experiment: a few-shot job trains all seeds of its cell
 PAPER_NAMES = config.get("paper_names", {})
 # Each coop command gets the protocol switches, so every result records the ones it ran under.
 PROTOCOL = shlex.join([a for k, v in config.get("protocol", {}).items() for a in ("--protocol", f"{k}={v}")])
@@ -51,10 +52,6 @@ def exp_shots(exp):
     return exp.get("shots", [1, 2, 4, 8, 16])
 
 
-def exp_seeds(exp):
-    return exp.get("seeds", [1, 2, 3])
-
-
 def experiment_cells(exp):
     """(dataset, backbone, method, variant, shots, seed) of every run an experiment needs."""
     for dataset in exp["datasets"]:
@@ -63,7 +60,7 @@ def experiment_cells(exp):
                 method, variant = run.split("/")
                 if get_method(method).few_shot:
                     for shots in exp_shots(exp):
-                        for seed in exp_seeds(exp):
+                        for seed in SEEDS:
                             yield dataset, backbone, method, variant, shots, seed
                 else:
                     yield dataset, backbone, method, variant, 0, 0
@@ -81,17 +78,19 @@ def runs_of(*names):
 
 
 def transfers():
-    """One transfer file per domain-shift run: the run evaluated on every target."""
+    """One transfer file per domain-shift cell: its runs (all seeds) evaluated on every target."""
     if "domain_shift" not in EXPERIMENTS:
         return []
-    return sorted({run_file(*c, name="transfer.json") for c in experiment_cells(EXPERIMENTS["domain_shift"])})
+    cells = {c[:5] for c in experiment_cells(EXPERIMENTS["domain_shift"])}
+    return sorted("results/transfer/{}/{}/{}/{}/shots{}.json".format(*c) for c in cells)
 
 
 def interpretations():
+    """Nearest words of the learned context of the first seed's CoOp runs (the paper shows one run)."""
     if "interpretation" not in EXPERIMENTS:
         return []
     cells = experiment_cells(EXPERIMENTS["interpretation"])
-    return sorted({run_file(*c, name="nearest_words.json") for c in cells if c[2] == "coop"})
+    return sorted({run_file(*c, name="nearest_words.json") for c in cells if c[2] == "coop" and c[5] == SEEDS[0]})
 
 
 def all_datasets():
@@ -108,6 +107,10 @@ def all_manifests(wildcards):
 def _alternatives(names):
     """A regex of exactly these names ("(?!)" matches nothing, for an empty list)."""
     return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
+
+
+ZERO_SHOT_METHODS = [m for m in config["methods"] if not get_method(m).few_shot]
+FEW_SHOT_METHODS = [m for m in config["methods"] if get_method(m).few_shot]
 
 
 wildcard_constraints:
@@ -141,11 +144,12 @@ def test_features(dataset, backbone):
 
 
 def run_inputs(wildcards):
-    """What a run reads: the split, the test features, and for few-shot methods the manifest (+ features)."""
+    """What a job reads: the split, the test features, and for few-shot methods every seed's manifest (and
+    the few-shot features)."""
     info = get_method(wildcards.method)
     inputs = {"split": split_file(wildcards), "test": test_features(wildcards.dataset, wildcards.backbone)}
     if info.few_shot:
-        inputs["manifest"] = manifest(wildcards.dataset, wildcards.shots, wildcards.seed)
+        inputs["manifests"] = [manifest(wildcards.dataset, wildcards.shots, s) for s in SEEDS]
         if not info.needs_images:
             inputs["fewshot"] = f"results/features/{wildcards.dataset}/{wildcards.backbone}/fewshot.safetensors"
     return inputs
@@ -155,11 +159,20 @@ def transfer_targets(wildcards):
     return EXPERIMENTS["domain_shift"]["targets"]
 
 
-def transfer_inputs(wildcards):
+def cell_seeds(wildcards):
+    return SEEDS if int(wildcards.shots) > 0 else [0]
+
+
+def cell_runs(wildcards):
     w = wildcards
+    return [os.path.dirname(run_file(w.dataset, w.backbone, w.method, w.variant, w.shots, s))
+            for s in cell_seeds(wildcards)]
+
+
+def transfer_inputs(wildcards):
     targets = transfer_targets(wildcards)
     return {
-        "run": run_file(w.dataset, w.backbone, w.method, w.variant, w.shots, w.seed),
+        "runs": [os.path.join(d, "metrics.json") for d in cell_runs(wildcards)],
         "splits": [str(split_path(DATA_ROOT, get_dataset(t))) for t in targets],
         "features": [test_features(t, wildcards.backbone) for t in targets],
     }
@@ -177,7 +190,8 @@ def method_args(wildcards):
 
 def experiment_json(name):
     """An experiment's definition and the paper-name mapping, as one shell-quoted JSON argument."""
-    return shlex.quote(json.dumps({"name": name, **EXPERIMENTS[name], "paper_names": PAPER_NAMES}))
+    exp = {"name": name, **EXPERIMENTS[name], "seeds": SEEDS, "paper_names": PAPER_NAMES}
+    return shlex.quote(json.dumps(exp))
 
 
 # Outputs of each experiment: table or figure name -> experiment.

@@ -1,11 +1,12 @@
-# One job per dataset x backbone x method variant x shots x seed, and the evaluations of finished runs.
+# Runs: zero-shot methods once per dataset x backbone x variant; few-shot methods one job per dataset x
+# backbone x variant x shots that trains every seed in turn (CLIP loaded once), and evaluations of runs.
 
 
-rule run:
+rule run_zeroshot:
     input:
         unpack(run_inputs),
     output:
-        "results/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}/seed{seed}/metrics.json",
+        "results/runs/{dataset}/{backbone}/{method}/{variant}/shots0/seed0/metrics.json",
     params:
         backbone=backbone_args,
         method=method_args,
@@ -13,41 +14,76 @@ rule run:
         out=subpath(output[0], parent=True),
         code_version=CODE_VERSION,
         protocol=PROTOCOL,
+    wildcard_constraints:
+        method=_alternatives(ZERO_SHOT_METHODS),
     threads: THREADS
     conda:
         "../../environment.yml"
     log:
-        "results/logs/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.log",
+        "results/logs/runs/{dataset}/{backbone}/{method}/{variant}/shots0.log",
     benchmark:
-        "results/benchmarks/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.tsv"
+        "results/benchmarks/runs/{dataset}/{backbone}/{method}/{variant}/shots0.tsv"
     shell:
-        "coop --threads {threads} {params.protocol} run --dataset {wildcards.dataset} --method {wildcards.method} "
-        "--variant {wildcards.variant} --shots {wildcards.shots} --seed {wildcards.seed} "
+        "coop --threads {threads} {params.protocol} run --dataset {wildcards.dataset} "
+        "--method {wildcards.method} --variant {wildcards.variant} --shots 0 --seed 0 "
         "{params.method} {params.backbone} --data-root {params.root} --cache-dir results "
         "--out {params.out} > {log} 2>&1"
+
+
+rule run_fewshot:
+    input:
+        unpack(run_inputs),
+    output:
+        expand(
+            "results/runs/{{dataset}}/{{backbone}}/{{method}}/{{variant}}/shots{{shots}}/seed{seed}/metrics.json",
+            seed=SEEDS,
+        ),
+    params:
+        backbone=backbone_args,
+        method=method_args,
+        root=DATA_ROOT,
+        seeds=" ".join(map(str, SEEDS)),
+        out=lambda w: f"results/runs/{w.dataset}/{w.backbone}/{w.method}/{w.variant}/shots{w.shots}/seed{{seed}}",
+        code_version=CODE_VERSION,
+        protocol=PROTOCOL,
+    wildcard_constraints:
+        method=_alternatives(FEW_SHOT_METHODS),
+        shots=r"[1-9]\d*",
+    threads: THREADS
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}.log",
+    benchmark:
+        "results/benchmarks/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}.tsv"
+    shell:
+        "coop --threads {threads} {params.protocol} run --dataset {wildcards.dataset} "
+        "--method {wildcards.method} --variant {wildcards.variant} --shots {wildcards.shots} "
+        "--seed {params.seeds} {params.method} {params.backbone} --data-root {params.root} "
+        "--cache-dir results --out '{params.out}' > {log} 2>&1"
 
 
 rule transfer:
     input:
         unpack(transfer_inputs),
     output:
-        "results/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}/seed{seed}/transfer.json",
+        "results/transfer/{dataset}/{backbone}/{method}/{variant}/shots{shots}.json",
     params:
         targets=transfer_targets,
+        runs=cell_runs,
         root=DATA_ROOT,
-        run_dir=subpath(output[0], parent=True),
         code_version=CODE_VERSION,
         protocol=PROTOCOL,
     threads: THREADS
     conda:
         "../../environment.yml"
     log:
-        "results/logs/transfer/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.log",
+        "results/logs/transfer/{dataset}/{backbone}/{method}/{variant}/shots{shots}.log",
     benchmark:
-        "results/benchmarks/transfer/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.tsv"
+        "results/benchmarks/transfer/{dataset}/{backbone}/{method}/{variant}/shots{shots}.tsv"
     shell:
-        "coop --threads {threads} {params.protocol} transfer --run-dir {params.run_dir} --target {params.targets} "
-        "--data-root {params.root} --cache-dir results --out {output} > {log} 2>&1"
+        "coop --threads {threads} {params.protocol} transfer --run-dir {params.runs} "
+        "--target {params.targets} --data-root {params.root} --cache-dir results --out {output} > {log} 2>&1"
 
 
 rule nearest_words:
