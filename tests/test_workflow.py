@@ -148,5 +148,17 @@ def test_paper_config_dry_run_without_data(tmp_path):
     trained = [r for r in fig3["runs"].values() if r.split("/")[0] in few_shot]
     assert len(fig3["datasets"]) * len(trained) * len(fig3["shots"]) * len(cfg["seeds"]) == 825
     assert counts["transfer"] == 4 * 4  # 4 backbones x (zero-shot, linear probe, CoOp M=16, CoOp M=4)
-    assert counts["paper_table"] == 6 and counts["paper_figure"] == 3
+    tables = ["table1_domain_generalization", "table2_prompt_ensembling", "table3_initialization",
+              "table4_nearest_words", "table5_finetuning_methods", "fig1_prompt_engineering"]
+    figures = ["fig3_fewshot", "fig4_gain_over_zeroshot", "fig5a_context_length", "fig5b_backbones"]
+    assert all(counts[name] == 1 for name in tables + figures)
     assert counts["prepare_imagenet"] == 1 and counts["fewshot_manifest"] == 11 * 5 * 3
+
+
+@pytest.mark.e2e
+def test_html_report(tiny_run):
+    proc = snakemake(tiny_run, "--report", "report.html")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    html = (tiny_run / "report.html").read_text(errors="replace")
+    assert "fig3_fewshot.png" in html and "fig4_gain_over_zeroshot.png" in html and "fewshot.csv" in html
+    assert "Few-shot learning curves" in html  # the caption

@@ -210,14 +210,21 @@ PAPER_FIGURES = {
 }
 
 
-def paper_table_inputs(wildcards):
-    exp = PAPER_TABLES[wildcards.table]
+def paper_table_inputs(experiment):
     inputs = {"runs": "results/tables/runs.csv"}
-    if exp == "domain_shift":
+    if experiment == "domain_shift":
         inputs["transfer"] = "results/tables/transfer.csv"
-    if exp == "interpretation":
+    if experiment == "interpretation":
         inputs["nearest"] = interpretations()
     return inputs
+
+
+def paper_table_args(experiment):
+    """--transfer / --nearest arguments of a paper table's inputs."""
+    inputs = paper_table_inputs(experiment)
+    args = ["--transfer", inputs["transfer"]] if "transfer" in inputs else []
+    args += ["--nearest", *inputs["nearest"]] if inputs.get("nearest") else []
+    return shlex.join(args)
 
 
 def final_outputs():

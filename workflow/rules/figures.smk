@@ -21,23 +21,27 @@ rule fig3_fewshot:
         "--pdf {output.pdf} > {log} 2>&1"
 
 
-rule paper_figure:
-    input:
-        "results/tables/runs.csv",
-    output:
-        png=report("figures/{figure}.png", caption="../report/{figure}.rst", category="Figures"),
-        pdf="figures/{figure}.pdf",
-    params:
-        experiment=lambda wildcards: experiment_json(PAPER_FIGURES[wildcards.figure]),
-    wildcard_constraints:
-        figure=_alternatives(PAPER_FIGURES),
-    conda:
-        "../../environment.yml"
-    log:
-        "results/logs/figures/{figure}.log",
-    benchmark:
-        "results/benchmarks/figures/{figure}.tsv"
-    localrule: True
-    shell:
-        "coop report figure --what {wildcards.figure} --experiment {params.experiment} --runs {input} "
-        "--png {output.png} --pdf {output.pdf} > {log} 2>&1"
+# One rule per figure of the paper that the config's experiments ask for (each with its own caption).
+for _figure, _experiment in PAPER_FIGURES.items():
+
+    rule:
+        name:
+            _figure
+        input:
+            "results/tables/runs.csv",
+        output:
+            png=report(f"figures/{_figure}.png", caption=f"../report/{_figure}.rst", category="Figures"),
+            pdf=f"figures/{_figure}.pdf",
+        params:
+            what=_figure,
+            experiment=experiment_json(_experiment),
+        conda:
+            "../../environment.yml"
+        log:
+            f"results/logs/figures/{_figure}.log",
+        benchmark:
+            f"results/benchmarks/figures/{_figure}.tsv"
+        localrule: True
+        shell:
+            "coop report figure --what {params.what} --experiment {params.experiment} --runs {input} "
+            "--png {output.png} --pdf {output.pdf} > {log} 2>&1"
