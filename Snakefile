@@ -5,8 +5,8 @@ min_version("9.0")
 
 
 # The built-in default, unless --configfile gives another (configs are merged key by key, which would mix
-# the default's experiments into another config's).
-if not config:
+# the default's experiments into another config's). --config key=value still applies on top of either.
+if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 

@@ -58,14 +58,13 @@ def tiny_run(tmp_path_factory):
 def test_dry_run_lists_the_fan_out(tmp_path):
     proc = snakemake(tmp_path, "-n", "--quiet", "rules", config=TINY)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    counts = {}
-    for line in proc.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
+    counts = _dry_run_counts(proc)
     # 2 datasets x (zeroshot + ensemble); 2 datasets x (linear probe + coop) x 2 shots, each job all seeds
     assert counts["run_zeroshot"] == 2 * 2
     assert counts["run_fewshot"] == 2 * 2 * 2
+    # with fuse_seeds: false, one job per seed
+    proc = snakemake(tmp_path, "-n", "--quiet", "rules", config={**TINY, "fuse_seeds": False})
+    assert _dry_run_counts(proc)["run_fewshot"] == 2 * 2 * 2 * 2
     assert counts["fewshot_manifest"] == 2 * 2 * 2
     assert counts["toy_dataset"] == 2 and counts["test_features"] == 2 and counts["fewshot_features"] == 2
 
@@ -144,6 +143,8 @@ def test_paper_config_dry_run_without_data(tmp_path):
                     else:
                         cells.add((d, b, run, 0))
     assert counts["run_fewshot"] + counts["run_zeroshot"] == len(cells)  # each few-shot job: every seed
+    unfused = _dry_run_counts(snakemake(tmp_path, "-n", "--quiet", "rules", config={**cfg, "fuse_seeds": False}))
+    assert unfused["run_fewshot"] == counts["run_fewshot"] * len(cfg["seeds"])
     fig3 = cfg["experiments"]["fewshot"]
     trained = [r for r in fig3["runs"].values() if r.split("/")[0] in few_shot]
     assert len(fig3["datasets"]) * len(trained) * len(fig3["shots"]) * len(cfg["seeds"]) == 825

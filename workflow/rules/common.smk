@@ -14,7 +14,8 @@ DATA_ROOT = config["data_root"]
 TOY = config.get("toy_world", {})
 THREADS = config.get("threads_per_job", 1)
 EXPERIMENTS = config["experiments"]
-SEEDS = config["seeds"]  # one list for every experiment: a few-shot job trains all seeds of its cell
+SEEDS = config["seeds"]  # one list for every experiment
+FUSE_SEEDS = config.get("fuse_seeds", True)  # one few-shot job per cell trains all its seeds
 PAPER_NAMES = config.get("paper_names", {})
 # Each coop command gets the protocol switches, so every result records the ones it ran under.
 PROTOCOL = shlex.join([a for k, v in config.get("protocol", {}).items() for a in ("--protocol", f"{k}={v}")])
@@ -149,7 +150,8 @@ def run_inputs(wildcards):
     info = get_method(wildcards.method)
     inputs = {"split": split_file(wildcards), "test": test_features(wildcards.dataset, wildcards.backbone)}
     if info.few_shot:
-        inputs["manifests"] = [manifest(wildcards.dataset, wildcards.shots, s) for s in SEEDS]
+        seeds = SEEDS if FUSE_SEEDS else [wildcards.seed]
+        inputs["manifests"] = [manifest(wildcards.dataset, wildcards.shots, s) for s in seeds]
         if not info.needs_images:
             inputs["fewshot"] = f"results/features/{wildcards.dataset}/{wildcards.backbone}/fewshot.safetensors"
     return inputs

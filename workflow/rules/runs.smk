@@ -30,37 +30,71 @@ rule run_zeroshot:
         "--out {params.out} > {log} 2>&1"
 
 
-rule run_fewshot:
-    input:
-        unpack(run_inputs),
-    output:
-        expand(
-            "results/runs/{{dataset}}/{{backbone}}/{{method}}/{{variant}}/shots{{shots}}/seed{seed}/metrics.json",
-            seed=SEEDS,
-        ),
-    params:
-        backbone=backbone_args,
-        method=method_args,
-        root=DATA_ROOT,
-        seeds=" ".join(map(str, SEEDS)),
-        out=lambda w: f"results/runs/{w.dataset}/{w.backbone}/{w.method}/{w.variant}/shots{w.shots}/seed{{seed}}",
-        code_version=CODE_VERSION,
-        protocol=PROTOCOL,
-    wildcard_constraints:
-        method=_alternatives(FEW_SHOT_METHODS),
-        shots=r"[1-9]\d*",
-    threads: THREADS
-    conda:
-        "../../environment.yml"
-    log:
-        "results/logs/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}.log",
-    benchmark:
-        "results/benchmarks/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}.tsv"
-    shell:
-        "coop --threads {threads} {params.protocol} run --dataset {wildcards.dataset} "
-        "--method {wildcards.method} --variant {wildcards.variant} --shots {wildcards.shots} "
-        "--seed {params.seeds} {params.method} {params.backbone} --data-root {params.root} "
-        "--cache-dir results --out '{params.out}' > {log} 2>&1"
+# fuse_seeds (default): one job trains every seed of a cell in turn, paying the job's fixed cost once.
+# Without it, one job per seed: more parallel jobs, e.g. one GPU each on a cluster.
+if FUSE_SEEDS:
+
+    rule run_fewshot:
+        input:
+            unpack(run_inputs),
+        output:
+            expand(
+                "results/runs/{{dataset}}/{{backbone}}/{{method}}/{{variant}}/shots{{shots}}/seed{seed}/metrics.json",
+                seed=SEEDS,
+            ),
+        params:
+            backbone=backbone_args,
+            method=method_args,
+            root=DATA_ROOT,
+            seeds=" ".join(map(str, SEEDS)),
+            out=lambda w: f"results/runs/{w.dataset}/{w.backbone}/{w.method}/{w.variant}/shots{w.shots}/seed{{seed}}",
+            code_version=CODE_VERSION,
+            protocol=PROTOCOL,
+        wildcard_constraints:
+            method=_alternatives(FEW_SHOT_METHODS),
+            shots=r"[1-9]\d*",
+        threads: THREADS
+        conda:
+            "../../environment.yml"
+        log:
+            "results/logs/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}.log",
+        benchmark:
+            "results/benchmarks/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}.tsv"
+        shell:
+            "coop --threads {threads} {params.protocol} run --dataset {wildcards.dataset} "
+            "--method {wildcards.method} --variant {wildcards.variant} --shots {wildcards.shots} "
+            "--seed {params.seeds} {params.method} {params.backbone} --data-root {params.root} "
+            "--cache-dir results --out '{params.out}' > {log} 2>&1"
+
+else:
+
+    rule run_fewshot:
+        input:
+            unpack(run_inputs),
+        output:
+            "results/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}/seed{seed}/metrics.json",
+        params:
+            backbone=backbone_args,
+            method=method_args,
+            root=DATA_ROOT,
+            out=subpath(output[0], parent=True),
+            code_version=CODE_VERSION,
+            protocol=PROTOCOL,
+        wildcard_constraints:
+            method=_alternatives(FEW_SHOT_METHODS),
+            shots=r"[1-9]\d*",
+        threads: THREADS
+        conda:
+            "../../environment.yml"
+        log:
+            "results/logs/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.log",
+        benchmark:
+            "results/benchmarks/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.tsv"
+        shell:
+            "coop --threads {threads} {params.protocol} run --dataset {wildcards.dataset} "
+            "--method {wildcards.method} --variant {wildcards.variant} --shots {wildcards.shots} "
+            "--seed {wildcards.seed} {params.method} {params.backbone} --data-root {params.root} "
+            "--cache-dir results --out {params.out} > {log} 2>&1"
 
 
 rule transfer:
