@@ -50,7 +50,8 @@ def run_experiment(
     device: str | None = None, init_seed: int = 0, log: Callable[[str], None] = print,
     state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One run. `state` carries the loaded CLIP between calls (several seeds in one process)."""
+    """One run. `state` carries what every seed of a cell shares (CLIP, the split, the test features) between
+    calls, so several seeds in one process read and load them once."""
     start = time.time()
     spec = get_dataset(dataset)
     info = get_method(method)
@@ -60,16 +61,17 @@ def run_experiment(
         raise MethodError(f"{method} trains on few-shot data: give --shots >= 1.")
     if not info.few_shot and (shots, seed) != (0, 0):
         raise MethodError(f"{method} uses no training data: run it with --shots 0 --seed 0.")
-    split = read_split(data_root, spec)
+    state = state if state is not None else {}
+    state.setdefault("device", device)
+    if "split" not in state:
+        state["split"] = read_split(data_root, spec)
+    split = state["split"]
     manifest = None
     if info.few_shot:
         mpath = manifest_path(cache_dir, dataset, shots, seed)
         if not mpath.exists():
             write_manifest(mpath, make_manifest(dataset, split, shots, seed))
         manifest = read_manifest(mpath)
-
-    state = state if state is not None else {}
-    state.setdefault("device", device)
 
     def load() -> Any:
         # Torch is imported only here: methods that read cached features alone (linear probe) start fast.
@@ -90,7 +92,9 @@ def run_experiment(
             save_features(path, feats, items, keys)
         return Features(feats, _labels(items), [it.path for it in items], keys)
 
-    test = cached("test", split.test)
+    if "test" not in state:
+        state["test"] = cached("test", split.test)
+    test = state["test"]
     pool = (manifest_items(manifest, "train") + manifest_items(manifest, "val")) if manifest else []
     ctx = RunContext(
         spec=spec, classnames=split.classnames, image_root=image_root(data_root, spec), shots=shots, seed=seed,
@@ -115,7 +119,7 @@ def run_experiment(
         "dataset": dataset, "backbone": backbone, "model": model, "pretrained": pretrained, "init_seed": init_seed,
         "method": method, "variant": variant, "shots": shots, "seed": seed,
         **metrics, "n_classes": len(split.classnames),
-        "params": dataclasses.asdict(cfg), **{k: v for k, v in result.info.items()},
+        "params": dataclasses.asdict(cfg), **result.info,
         "manifest_hash": manifest["hash"] if manifest else None,
         "test_items_hash": test.meta.get("items_hash"),
         "protocol": protocol.as_dict(), "device": state["device"] or "cpu", "versions": versions(), "git_commit": git_commit(),

@@ -12,7 +12,7 @@ from coop.config import build_config
 from coop.data.datasets import DatasetError, get_dataset, image_root, read_split
 from coop.evaluate import classification_metrics
 from coop.experiment import cache_keys, compute_features, features_path
-from coop.features import load_features, save_features
+from coop.features import Features, load_features, save_features
 from coop.io import read_json, write_json
 from coop.methods.base import RunContext
 from coop.methods.registry import method_classifier, method_config_class
@@ -35,14 +35,17 @@ def class_subset(source: list[str], target: list[str], target_name: str) -> list
 def transfer_run(run_dir: str | Path, targets: list[str], data_root: str | Path = "data",
                  cache_dir: str | Path = "results", device: str | None = None,
                  log: Callable[[str], None] = print, state: dict | None = None) -> dict:
-    """Evaluate one finished run on `targets`; `state` carries the loaded CLIP between runs."""
+    """Evaluate one finished run on `targets`. `state` carries what the runs of one cell share (CLIP, the
+    splits, the target features), so several runs in one process read and load them once."""
     run_dir = Path(run_dir)
     m = read_json(run_dir / "metrics.json")
     spec = get_dataset(m["dataset"])
-    source = read_split(data_root, spec)
+    state = state if state is not None else {}
+    if "source" not in state:
+        state["source"] = read_split(data_root, spec)
+    source = state["source"]
     cfg = build_config(method_config_class(m["method"]), m["params"])
     device = device or default_device()
-    state = state if state is not None else {}
 
     def load():
         if "clip" not in state:
@@ -55,10 +58,8 @@ def transfer_run(run_dir: str | Path, targets: list[str], data_root: str | Path 
                      shots=m["shots"], seed=m["seed"], manifest=None, test=None, load_clip=load,
                      load_fewshot=lambda: None, log=log)
     classify = method_classifier(m["method"])(ctx, cfg, run_dir)
-    results = {}
-    for target in targets:
-        tspec = get_dataset(target)
-        tsplit = read_split(data_root, tspec)
+    def target_data(target: str) -> tuple[list[int], Features]:
+        tsplit = read_split(data_root, get_dataset(target))
         if source.class_ids and tsplit.class_ids:
             subset = class_subset(source.class_ids, tsplit.class_ids, target)
         else:
@@ -67,7 +68,13 @@ def transfer_run(run_dir: str | Path, targets: list[str], data_root: str | Path 
         keys = cache_keys(target, m["backbone"], m["model"], m["pretrained"], "test")
         if not path.exists():
             save_features(path, compute_features(load(), target, tsplit.test, data_root, device), tsplit.test, keys)
-        feats = load_features(path, **keys)
+        return subset, load_features(path, **keys)
+
+    results = {}
+    for target in targets:
+        if ("target", target) not in state:
+            state[("target", target)] = target_data(target)
+        subset, feats = state[("target", target)]
         metrics = classification_metrics(classify(feats.features)[:, subset], feats.labels)
         results[target] = {**metrics, "n_classes": len(subset)}
         log(f"{m['method']}/{m['variant']} {m['dataset']} -> {target}: {metrics['accuracy']:.2f}%")
