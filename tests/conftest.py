@@ -30,3 +30,15 @@ def clip():
 def coop_bin() -> str:
     """The `coop` console script of the running interpreter's environment."""
     return str(Path(sys.executable).parent / "coop")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The whole workflow run once locally on the tiny config (tests/workflow_util.py): the reference that the
+    workflow, SLURM and resume tests read or compare against. Read it, do not change it."""
+    from workflow_util import TINY, snakemake
+
+    work = tmp_path_factory.mktemp("workflow")
+    proc = snakemake(work, "--cores", "2", config=TINY)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work

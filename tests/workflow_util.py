@@ -1,0 +1,45 @@
+"""Running the workflow from tests: the tiny config and a `snakemake` call on a scratch folder."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = {
+    "data_root": "data",
+    "toy_world": {"n_train": 4, "n_val": 2, "n_test": 5, "image_size": 32, "seed": 0},
+    "backbones": {"toy-rn": {"model": "toy-rn", "pretrained": "random"}},
+    "methods": {
+        "zeroshot": {"default": {}},
+        "ensemble": {"default": {}},
+        "linear_probe": {"default": {}},
+        "coop": {"end_m4": {"n_ctx": 4, "epochs": 2}},
+    },
+    "experiments": {
+        "fewshot": {
+            "datasets": ["toy_shapes", "toy_textures"],
+            "backbones": ["toy-rn"],
+            "shots": [1, 2],
+            "runs": {"zeroshot": "zeroshot/default", "ensemble": "ensemble/default",
+                     "linear_probe": "linear_probe/default", "coop": "coop/end_m4"},
+        },
+    },
+    "seeds": [1, 2],
+    "threads_per_job": 1,
+}
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None, timeout: float = 1800,
+              **kw) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile in `workdir` with `workdir/config.yaml` (written from `config` if given)."""
+    cfg = workdir / "config.yaml"
+    if config is not None:
+        cfg.write_text(yaml.safe_dump(config))
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"]}
+    cmd = [str(Path(bindir) / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+           "--configfile", str(cfg), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, **kw)
