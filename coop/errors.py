@@ -15,5 +15,5 @@ def user_errors() -> tuple[type[BaseException], ...]:
     if "coop.models.clip" in sys.modules:
         errors.append(sys.modules["coop.models.clip"].BackboneError)
     if "coop.train" in sys.modules:
-        errors.append(sys.modules["coop.train"].NonFiniteLossError)
+        errors += [sys.modules["coop.train"].NonFiniteLossError, sys.modules["coop.train"].CheckpointError]
     return tuple(errors)

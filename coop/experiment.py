@@ -6,6 +6,9 @@ builds whatever is missing, so every method also runs alone.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +21,7 @@ from coop.io import atomic_path, write_json
 from coop.methods.base import RunContext
 from coop.methods.registry import MethodError, create_method, get_method, method_config_class
 from coop import protocol
-from coop.provenance import default_device, git_commit, peak_memory_mb, versions
+from coop.provenance import default_device, device_name, git_commit, peak_memory_mb, versions
 
 
 def manifest_path(cache_dir: str | Path, dataset: str, shots: int, seed: int) -> Path:
@@ -48,10 +51,11 @@ def run_experiment(
     model: str | None = None, pretrained: str = "random", variant: str = "default",
     params: dict[str, Any] | None = None, data_root: str | Path = "data", cache_dir: str | Path = "results",
     device: str | None = None, init_seed: int = 0, log: Callable[[str], None] = print,
-    state: dict[str, Any] | None = None,
+    state: dict[str, Any] | None = None, keep_checkpoint: bool = False,
 ) -> dict[str, Any]:
     """One run. `state` carries what every seed of a cell shares (CLIP, the split, the test features) between
-    calls, so several seeds in one process read and load them once."""
+    calls, so several seeds in one process read and load them once. Training continues from the run's
+    checkpoint when one is there; it is deleted at the end unless `keep_checkpoint`."""
     start = time.time()
     spec = get_dataset(dataset)
     info = get_method(method)
@@ -96,10 +100,18 @@ def run_experiment(
         state["test"] = cached("test", split.test)
     test = state["test"]
     pool = (manifest_items(manifest, "train") + manifest_items(manifest, "val")) if manifest else []
+    out = Path(out)
+    config = {
+        "dataset": dataset, "backbone": backbone, "model": model, "pretrained": pretrained, "init_seed": init_seed,
+        "method": method, "variant": variant, "shots": shots, "seed": seed, "params": dataclasses.asdict(cfg),
+        "protocol": protocol.as_dict(), "data_root": str(data_root), "cache_dir": str(cache_dir),
+    }
+    identity = {k: v for k, v in config.items() if k not in ("variant", "data_root", "cache_dir")}
+    identity["manifest_hash"] = manifest["hash"] if manifest else None
     ctx = RunContext(
         spec=spec, classnames=split.classnames, image_root=image_root(data_root, spec), shots=shots, seed=seed,
         manifest=manifest, test=test, load_clip=load, load_fewshot=lambda: cached("fewshot", pool), log=log,
-        split=split,
+        split=split, checkpoint=checkpoint_path(out), run_key=_digest(identity),
     )
     log(f"{method}/{variant} on {dataset} with {backbone} ({pretrained}), shots={shots} seed={seed}")
     result = create_method(method)(ctx, cfg)
@@ -107,7 +119,6 @@ def run_experiment(
     from coop.evaluate import classification_metrics
 
     metrics = classification_metrics(result.logits, test.labels)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name, tensors in result.artifacts.items():
         from safetensors.numpy import save_file
@@ -122,12 +133,30 @@ def run_experiment(
         "params": dataclasses.asdict(cfg), **result.info,
         "manifest_hash": manifest["hash"] if manifest else None,
         "test_items_hash": test.meta.get("items_hash"),
-        "protocol": protocol.as_dict(), "device": state["device"] or "cpu", "versions": versions(), "git_commit": git_commit(),
+        "protocol": protocol.as_dict(), "precision": getattr(cfg, "precision", "fp32"),
+        "device": state["device"] or "cpu", "device_name": device_name(state["device"] or "cpu"),
+        "versions": versions(), "git_commit": git_commit(), "config": config, "command": _command(),
         "wall_seconds": round(time.time() - start, 3), "peak_memory": peak_memory_mb(),
     }
     write_json(out / "metrics.json", record)  # written last: its presence means the run is complete
+    if not keep_checkpoint:
+        checkpoint_path(out).unlink(missing_ok=True)
     log(f"accuracy {metrics['accuracy']:.2f}%  macro F1 {metrics['macro_f1']:.2f}%  ({record['wall_seconds']:.1f} s)")
     return record
+
+
+def checkpoint_path(run_dir: str | Path) -> Path:
+    """A run's training checkpoint: kept while its job is unfinished, deleted once every seed of it is done."""
+    return Path(run_dir) / "checkpoint.pt"
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _command() -> str:
+    """The command line of this process when it is the `coop` CLI (how to rerun it), else ""."""
+    return " ".join(sys.argv) if sys.argv and Path(sys.argv[0]).name == "coop" else ""
 
 
 def _labels(items):
@@ -144,4 +173,10 @@ def run_seeds(seeds: list[int], out: str, **kw: Any) -> list[dict[str, Any]]:
     if len(seeds) > 1 and "{seed}" not in out:
         raise MethodError(f"--out must contain {{seed}} when several seeds run together, got {out!r}")
     state: dict[str, Any] = {}
-    return [run_experiment(seed=s, out=out.replace("{seed}", str(s)), state=state, **kw) for s in seeds]
+    outs = [out.replace("{seed}", str(s)) for s in seeds]
+    records = [run_experiment(seed=s, out=o, state=state, keep_checkpoint=True, **kw)
+               for s, o in zip(seeds, outs)]
+    # Only now: a job killed after its first seeds reruns them from their final checkpoints, not from scratch.
+    for o in outs:
+        checkpoint_path(o).unlink(missing_ok=True)
+    return records

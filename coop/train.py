@@ -1,11 +1,15 @@
 """The training loop shared by every method that learns a few parameters on top of frozen CLIP.
 
 SGD with momentum, one constant warm-up epoch, then cosine annealing stepped once per epoch (PROTOCOL.md).
+Training saves a checkpoint every few epochs and continues from it when restarted (time limit, preemption,
+a crash); the continued run is identical to an uninterrupted one.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +20,10 @@ PRECISIONS = ("fp32", "amp", "fp16")
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite (typically pure fp16 overflowing)."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used."""
 
 
 @dataclass
@@ -29,6 +37,40 @@ class TrainConfig:
     warmup_lr: float = 1e-5
     precision: str = "fp32"     # fp32 | amp (bf16 on CPU, fp16 + loss scaling on CUDA) | fp16 (pure, official)
     num_workers: int = 0
+
+
+@dataclass
+class Checkpointing:
+    """Where and what `fit` checkpoints: `module`'s state (the learned prompt, head or image tower) plus the
+    optimizer, loss scaler and random generators, so that a continued run equals an uninterrupted one."""
+    path: Path
+    module: nn.Module
+    key: str            # identity of the run (config, seed, data); a checkpoint of another run is not used
+    every: int = 0      # epochs between saves; 0: a tenth of the run
+
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Atomic torch.save: a crash while writing leaves the previous checkpoint intact."""
+    from coop.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint with `weights_only=True`: tensors and plain containers only, never arbitrary objects."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling refusal or corruption means: not a usable checkpoint
+        raise CheckpointError(f"{path} is not a valid training checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}). Delete it to train from scratch.") from e
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a coop training checkpoint (format {CHECKPOINT_FORMAT}). "
+                              "Delete it to train from scratch.")
+    return state
 
 
 def epochs_for_shots(shots: int, dataset: str = "") -> int:
@@ -63,11 +105,12 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
 
 def fit(model: nn.Module, params: list[nn.Parameter], dataset: torch.utils.data.Dataset, cfg: TrainConfig,
         device: str | torch.device = "cpu", generator: torch.Generator | None = None,
-        log=print) -> list[float]:
+        log=print, checkpoint: Checkpointing | None = None) -> list[float]:
     """Train `params` of `model` (model(images) -> logits) with cross-entropy; return the mean loss per epoch.
 
     `dataset` yields (image tensor, label); its random augmentation draws from torch's global RNG, so seed
-    that (and `generator`, which orders the batches) for a reproducible run.
+    that (and `generator`, which orders the batches) for a reproducible run. With `checkpoint`, the state is
+    saved every few epochs and after the last one, and a matching checkpoint found at the start is continued.
     """
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
@@ -78,8 +121,10 @@ def fit(model: nn.Module, params: list[nn.Parameter], dataset: torch.utils.data.
     amp_dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
     scaler = torch.amp.GradScaler(device_type, enabled=use_amp and amp_dtype == torch.float16)
     input_dtype = torch.float16 if cfg.precision == "fp16" else torch.float32
-    history = []
-    for epoch in range(cfg.epochs):
+    history: list[float] = []
+    start = _resume(checkpoint, cfg, optimizer, scaler, generator, history, log) if checkpoint else 0
+    every = (checkpoint.every or max(1, cfg.epochs // 10)) if checkpoint else 0
+    for epoch in range(start, cfg.epochs):
         for group in optimizer.param_groups:
             group["lr"] = lr_at_epoch(epoch, cfg)
         total, count = 0.0, 0
@@ -103,4 +148,40 @@ def fit(model: nn.Module, params: list[nn.Parameter], dataset: torch.utils.data.
         history.append(total / max(count, 1))
         if log and (epoch == 0 or (epoch + 1) % max(1, cfg.epochs // 10) == 0 or epoch + 1 == cfg.epochs):
             log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr_at_epoch(epoch, cfg):.2e} loss {history[-1]:.4f}")
+        if checkpoint and ((epoch + 1) % every == 0 or epoch + 1 == cfg.epochs):
+            save_checkpoint(checkpoint.path, _state(checkpoint, epoch + 1, optimizer, scaler, generator, history))
     return history
+
+
+def _state(ck: Checkpointing, epoch: int, optimizer, scaler, generator: torch.Generator,
+           history: list[float]) -> dict[str, Any]:
+    state = {
+        "format": CHECKPOINT_FORMAT, "key": ck.key, "epoch": epoch, "history": list(history),
+        "module": {k: v.detach().cpu().clone() for k, v in ck.module.state_dict().items()},
+        "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+        "rng": torch.get_rng_state(), "generator": generator.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _resume(ck: Checkpointing, cfg: TrainConfig, optimizer, scaler, generator: torch.Generator,
+            history: list[float], log) -> int:
+    """Restore a matching checkpoint; return the epoch to continue from (0 when there is none)."""
+    if not Path(ck.path).exists():
+        return 0
+    state = load_checkpoint(ck.path)
+    if state["key"] != ck.key or state["epoch"] > cfg.epochs:
+        log(f"ignoring {ck.path}: it belongs to another run (config, seed or data changed); training from scratch")
+        return 0
+    ck.module.load_state_dict(state["module"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng"])
+    generator.set_state(state["generator"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    history.extend(state["history"])
+    log(f"resumed from {ck.path} at epoch {state['epoch']}/{cfg.epochs}")
+    return int(state["epoch"])

@@ -51,9 +51,17 @@ def test_runs_record_provenance_and_share_subsets(tiny_run):
     co = json.loads((runs / "coop/end_m4/shots2/seed1/metrics.json").read_text())
     assert lp["manifest_hash"] == co["manifest_hash"]  # every method trains on the same images
     for m in (lp, co):
-        assert m["n_test"] == 8 * 5 and m["versions"]["torch"] and m["git_commit"]
+        assert m["n_test"] == 8 * 5 and m["git_commit"]
+        assert {"torch", "open_clip_torch", "snakemake"} <= set(m["versions"])
+        assert all(m["versions"][k] != "not installed" for k in ("torch", "open_clip_torch", "snakemake"))
+        assert m["device"] == "cpu" and m["device_name"] and m["precision"] == "fp32"
+        assert m["seed"] == 1 and len(m["manifest_hash"]) >= 16
+        # the resolved config: every argument of the run with the method's parameters after defaults
+        assert m["config"]["seed"] == 1 and m["config"]["shots"] == 2 and m["config"]["dataset"] == "toy_textures"
+        assert m["config"]["params"] == m["params"] and m["config"]["protocol"] == m["protocol"]
+        assert m["command"].split()[0].endswith("coop") and "--seed 1 2" in m["command"]
         assert m["wall_seconds"] > 0 and m["peak_memory"]["cpu_rss_mb"] > 0
-    assert co["params"]["n_ctx"] == 4 and co["epochs"] == 2 and len(co["loss_history"]) == 2
+    assert co["params"]["n_ctx"] == 4 and co["epochs"] == 20 and len(co["loss_history"]) == 20
     assert (runs / "coop/end_m4/shots2/seed1/prompt.safetensors").is_file()
     assert 0 < lp["C"]
     # a second call finds nothing to do

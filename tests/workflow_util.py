@@ -16,7 +16,7 @@ TINY = {
         "zeroshot": {"default": {}},
         "ensemble": {"default": {}},
         "linear_probe": {"default": {}},
-        "coop": {"end_m4": {"n_ctx": 4, "epochs": 2}},
+        "coop": {"end_m4": {"n_ctx": 4, "epochs": 20}},
     },
     "experiments": {
         "fewshot": {
@@ -32,9 +32,9 @@ TINY = {
 }
 
 
-def snakemake(workdir: Path, *args: str, config: dict | None = None, timeout: float = 1800,
-              **kw) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile in `workdir` with `workdir/config.yaml` (written from `config` if given)."""
+def snakemake_command(workdir: Path, *args: str, config: dict | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run the repository's Snakefile in `workdir` with
+    `workdir/config.yaml` (written from `config` if given)."""
     cfg = workdir / "config.yaml"
     if config is not None:
         cfg.write_text(yaml.safe_dump(config))
@@ -42,4 +42,11 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None, timeout: fl
     env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"]}
     cmd = [str(Path(bindir) / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
            "--configfile", str(cfg), *args]
+    return cmd, env
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None, timeout: float = 1800,
+              **kw) -> subprocess.CompletedProcess:
+    """Run the workflow in `workdir` (see snakemake_command) and wait for it."""
+    cmd, env = snakemake_command(workdir, *args, config=config)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, **kw)

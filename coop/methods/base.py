@@ -25,6 +25,8 @@ class RunContext:
     load_fewshot: Callable[[], Features]  # -> cached features of the few-shot images
     log: Callable[[str], None] = print
     split: Split | None = None  # the whole dataset split (for methods that sample on their own)
+    checkpoint: Path | None = None  # where training checkpoints go (None: no checkpoints)
+    run_key: str = ""               # identity of the run, stamped into its checkpoints
     _clip: Any = field(default=None, repr=False)
     _fewshot: Features | None = field(default=None, repr=False)
 
@@ -44,6 +46,14 @@ class RunContext:
         if self._fewshot is None:
             self._fewshot = self.load_fewshot()
         return self._fewshot
+
+    def checkpointing(self, module):
+        """The training checkpoint of this run for `module` (the part that learns), or None."""
+        if self.checkpoint is None:
+            return None
+        from coop.train import Checkpointing
+
+        return Checkpointing(self.checkpoint, module, self.run_key)
 
     def items(self, part: str) -> list[Item]:
         if self.manifest is None:

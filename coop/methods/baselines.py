@@ -214,15 +214,17 @@ def zeroshot_text(ctx: RunContext) -> torch.Tensor:
     return torch.from_numpy(class_text_features(ctx, [ctx.spec.template])).to(ctx.device)
 
 
-def _train(ctx: RunContext, cfg: _TrainedConfig, model: nn.Module, params: list[nn.Parameter]) -> dict:
-    """CoOp's training (fit) on the few-shot train images with train augmentation; returns the info fields."""
+def _train(ctx: RunContext, cfg: _TrainedConfig, model: nn.Module, learned: nn.Module) -> dict:
+    """CoOp's training (fit) of `learned`, a part of `model`, on the few-shot train images with train
+    augmentation; returns the info fields."""
     epochs = 0 if cfg.epochs == 0 else resolve_epochs(cfg.epochs, cfg.epoch_scale, ctx.shots, ctx.spec.name)
     train_cfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, precision=cfg.precision,
                             num_workers=cfg.num_workers)
     items = ctx.items("train")
     data = ImageDataset(ctx.image_root, items, train_transform(ctx.clip.image_size), preload=len(items) <= 5000)
     model.train()
-    history = fit(model, params, data, train_cfg, ctx.device, torch.Generator().manual_seed(ctx.seed), log=ctx.log)
+    history = fit(model, list(learned.parameters()), data, train_cfg, ctx.device,
+                  torch.Generator().manual_seed(ctx.seed), log=ctx.log, checkpoint=ctx.checkpointing(learned))
     model.eval()
     return {"epochs": epochs, "final_loss": history[-1] if history else None,
             "loss_history": [round(h, 5) for h in history]}
@@ -235,7 +237,7 @@ def _run_text_head(ctx: RunContext, cfg: _TrainedConfig, make_head: Callable[[in
     text = zeroshot_text(ctx)
     head = make_head(*text.shape).to(ctx.device)
     classifier = TextHeadClassifier(model.visual, text, head, model.logit_scale)
-    info = _train(ctx, cfg, classifier, list(head.parameters()))
+    info = _train(ctx, cfg, classifier, head)
     with torch.no_grad():
         learned = classifier.text_features().float().cpu().numpy()
     logits = cosine_logits(ctx.test.features, learned, float(model.logit_scale.exp()))
@@ -271,7 +273,7 @@ def run_finetune_image(ctx: RunContext, cfg: FinetuneImageConfig) -> MethodResul
     text = zeroshot_text(ctx)
     visual = copy.deepcopy(model.visual).requires_grad_(True)  # CLIP itself is never modified
     classifier = FinetuneImageClassifier(visual, text, model.logit_scale, cfg.bn_train)
-    info = _train(ctx, cfg, classifier, list(visual.parameters()))
+    info = _train(ctx, cfg, classifier, visual)
     logits = cosine_logits(encode_test(ctx, visual), text.cpu().numpy(), float(model.logit_scale.exp()))
     info["trained_parameters"] = sum(p.numel() for p in visual.parameters())
     artifacts = {"visual.safetensors": _state_arrays(visual)} if cfg.save_weights else {}

@@ -142,7 +142,7 @@ def run(ctx: RunContext, cfg: CoOpConfig) -> MethodResult:
     data = ImageDataset(ctx.image_root, items, train_transform(clip.image_size), preload=len(items) <= 5000)
     classifier.train()
     history = fit(classifier, [learner.ctx], data, train_cfg, ctx.device,
-                  torch.Generator().manual_seed(ctx.seed), log=ctx.log)
+                  torch.Generator().manual_seed(ctx.seed), log=ctx.log, checkpoint=ctx.checkpointing(learner))
     classifier.eval()
     with torch.no_grad():
         text = classifier.text_features().float().cpu().numpy()
