@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from coop.config import build_config
 from coop.data.datasets import get_dataset, image_root, read_split
-from coop.data.fewshot import make_manifest, manifest_items, read_manifest, write_manifest
+from coop.data.fewshot import items_hash, make_manifest, manifest_items, read_manifest, write_manifest
 from coop.features import Features, load_features, save_features
 from coop.io import atomic_path, write_json
 from coop.methods.base import RunContext
@@ -94,7 +94,7 @@ def run_experiment(
         feats = compute_features(load(), dataset, items, data_root, state["device"])
         if part == "test":  # complete by definition, so safe to share; a partial few-shot pool is not
             save_features(path, feats, items, keys)
-        return Features(feats, _labels(items), [it.path for it in items], keys)
+        return Features(feats, _labels(items), [it.path for it in items], {**keys, "items_hash": items_hash(items)})
 
     if "test" not in state:
         state["test"] = cached("test", split.test)

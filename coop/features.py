@@ -17,7 +17,37 @@ from coop.io import atomic_path
 
 
 class CacheError(ValueError):
-    """A feature cache that does not match what the caller expects."""
+    """A feature cache, or a file a finished run left (metrics, learned parameters), that is missing, unreadable
+    or does not match what the caller expects."""
+
+
+def read_tensors(path: str | Path, what: str, fix: str, framework: str = "numpy") -> dict:
+    """All tensors of a safetensors file, or a CacheError that names the file and `fix`.
+
+    Files are only ever read as safetensors: a pickle (e.g. a `torch.save` file) is refused, never unpickled.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CacheError(f"Not found: {path} ({what}). {fix}")
+    try:
+        with safe_open(str(path), framework=framework) as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises several types for corrupt files
+        raise CacheError(f"{path} ({what}) is not a readable safetensors file ({_reason(path, e)}); such files "
+                         f"are never unpickled. {fix}") from None
+
+
+def _reason(path: Path, e: Exception) -> str:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        head = b""
+    if head == b"PK" or head[:1] == b"\x80":
+        return f"it looks like a pickle / torch.save file: {e}"
+    return str(e)
 
 
 @dataclass
@@ -62,7 +92,10 @@ def load_features(path: str | Path, **expect: str) -> Features:
             meta = dict(f.metadata() or {})
             feats, labels = f.get_tensor("features"), f.get_tensor("labels")
     except Exception as e:  # safetensors raises several types for corrupt files
-        raise CacheError(f"Unreadable feature cache {path} ({e}); delete it and rerun.") from None
+        raise CacheError(
+            f"Unreadable feature cache {path}: not a valid safetensors feature file ({_reason(path, e)}); caches "
+            "are never unpickled. Delete it and rerun: it is recomputed from the images."
+        ) from None
     for key, value in expect.items():
         if meta.get(key) != str(value):
             raise CacheError(f"Feature cache {path} has {key}={meta.get(key)!r}, expected {value!r}; "

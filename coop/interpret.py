@@ -3,11 +3,13 @@ by Euclidean distance in the token-embedding table of the backbone that learned 
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from coop.data.datasets import get_dataset, read_split
-from coop.io import read_json, write_json
+from coop.io import write_json
+
+if TYPE_CHECKING:  # torch is imported where it is used: a bad run folder is reported without it
+    import torch
 
 
 def token_text(tokenizer, token_id: int) -> str:
@@ -17,21 +19,35 @@ def token_text(tokenizer, token_id: int) -> str:
 
 def nearest_tokens(ctx: torch.Tensor, table: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """For each row of ctx (N, D): the k nearest rows of table (V, D) -> (distances, ids), each (N, k)."""
+    import torch
+
     dist = torch.cdist(ctx.float(), table.float())
     d, idx = dist.topk(k, dim=1, largest=False)
     return d, idx
 
 
 def nearest_words(run_dir: str | Path, data_root: str | Path = "data", k: int = 1) -> dict:
-    from safetensors.torch import load_file
-
-    from coop.models.clip import load_clip
+    from coop.features import CacheError
+    from coop.methods.registry import MethodError
+    from coop.transfer import read_run, read_run_file, rerun_hint
 
     run_dir = Path(run_dir)
-    m = read_json(run_dir / "metrics.json")
-    ctx = load_file(str(run_dir / "prompt.safetensors"))["ctx"]
+    m = read_run(run_dir)
+    if m["method"] != "coop":
+        raise MethodError(f"{run_dir} is a {m['method']} run; nearest words are read from a coop run's learned "
+                          "context (prompt.safetensors): give the folder of a coop run.")
+    ctx = read_run_file(run_dir, m, "prompt.safetensors", framework="pt").get("ctx")
+    if ctx is None or ctx.dim() not in (2, 3) or not ctx.is_floating_point():
+        raise CacheError(f"{run_dir / 'prompt.safetensors'} holds no context tensor 'ctx' of shape (n_ctx, dim) "
+                         f"or (classes, n_ctx, dim). {rerun_hint(run_dir)}")
+    from coop.models.clip import load_clip  # torch and open_clip: only once the run's files are known good
+
     clip = load_clip(m["model"], m["pretrained"], init_seed=m.get("init_seed", 0))
     table = clip.model.token_embedding.weight.detach()
+    if ctx.shape[-1] != table.shape[1]:
+        raise CacheError(f"{run_dir / 'prompt.safetensors'} holds context vectors of width {ctx.shape[-1]}, but "
+                         f"{m['model']}'s token embeddings have width {table.shape[1]}: the prompt file and the "
+                         f"run's metrics.json do not belong together. {rerun_hint(run_dir)}")
     csc = ctx.dim() == 3
     classnames = read_split(data_root, get_dataset(m["dataset"])).classnames if csc else [None]
     flat = ctx.reshape(-1, ctx.shape[-1])

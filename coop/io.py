@@ -36,3 +36,19 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path) as f:
         return json.load(f)
+
+
+def torch_load_reason(e: Exception) -> str:
+    """One line on why a checkpoint failed to load (torch's weights-only message is long and advises loading
+    unsafely; keep only its reason)."""
+    import pickle
+    import re
+
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in text:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found:
+            return f"a pickle that holds more than tensors: it refers to {found.group(1)}"
+        return "not a torch checkpoint (an unreadable pickle)"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {' '.join(lines[:2])[:300]}"

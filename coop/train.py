@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coop.io import atomic_path, torch_load_reason
+
 PRECISIONS = ("fp32", "amp", "fp16")
 
 
@@ -54,8 +56,6 @@ CHECKPOINT_FORMAT = 1
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Atomic torch.save: a crash while writing leaves the previous checkpoint intact."""
-    from coop.io import atomic_path
-
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -65,8 +65,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling refusal or corruption means: not a usable checkpoint
-        raise CheckpointError(f"{path} is not a valid training checkpoint ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''}). Delete it to train from scratch.") from e
+        raise CheckpointError(f"{path} is not a valid training checkpoint ({torch_load_reason(e)}); it is loaded "
+                              "weights-only and never unpickled. Delete it to train from scratch.") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a coop training checkpoint (format {CHECKPOINT_FORMAT}). "
                               "Delete it to train from scratch.")

@@ -12,10 +12,10 @@ from coop.config import build_config
 from coop.data.datasets import DatasetError, get_dataset, image_root, read_split
 from coop.evaluate import classification_metrics
 from coop.experiment import cache_keys, compute_features, features_path
-from coop.features import Features, load_features, save_features
+from coop.features import CacheError, Features, load_features, read_tensors, save_features
 from coop.io import read_json, write_json
 from coop.methods.base import RunContext
-from coop.methods.registry import method_classifier, method_config_class
+from coop.methods.registry import METHODS, MethodError, get_method, method_classifier, method_config_class
 from coop.provenance import default_device
 
 
@@ -32,13 +32,61 @@ def class_subset(source: list[str], target: list[str], target_name: str) -> list
     return [index[c] for c in target]
 
 
+CLASSIFIER_KEYS = {"prompt.safetensors": ("ctx",), "linear_probe.safetensors": ("coef", "intercept", "classes")}
+RUN_KEYS = ("dataset", "backbone", "model", "pretrained", "method", "variant", "shots", "seed", "params")
+
+
+def rerun_hint(run_dir: Path) -> str:
+    return (f"Train that run again: move {run_dir} away (or delete its metrics.json) and rerun `coop run` with "
+            f"--out {run_dir}, or the workflow, which reruns a run whose metrics.json is missing.")
+
+
+def read_run(run_dir: str | Path) -> dict:
+    """The metrics.json of a finished run folder, checked, or a CacheError that says what to give instead."""
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        raise CacheError(
+            f"No finished run in {run_dir}: {path.name} not found. Give the output folder of a finished "
+            "`coop run` (results/runs/<dataset>/<backbone>/<method>/<variant>/shots<K>/seed<S>)."
+        )
+    try:
+        m = read_json(path)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CacheError(f"{path} is not valid JSON ({e}). {rerun_hint(run_dir)}") from None
+    missing = [k for k in RUN_KEYS if not isinstance(m, dict) or k not in m]
+    if missing:
+        raise CacheError(f"{path} is not the metrics.json of a finished run (it lacks {missing}). "
+                         f"{rerun_hint(run_dir)}")
+    return m
+
+
+def read_run_file(run_dir: str | Path, m: dict, name: str, framework: str = "numpy") -> dict:
+    """The tensors of a finished run's file `name` (its learned parameters): read as safetensors only, so a
+    pickle put there is refused, never unpickled; a CacheError names the file and how to rewrite it."""
+    run_dir = Path(run_dir)
+    return read_tensors(run_dir / name, f"the learned parameters of a {m['method']} run", rerun_hint(run_dir),
+                        framework=framework)
+
+
 def transfer_run(run_dir: str | Path, targets: list[str], data_root: str | Path = "data",
                  cache_dir: str | Path = "results", device: str | None = None,
                  log: Callable[[str], None] = print, state: dict | None = None) -> dict:
     """Evaluate one finished run on `targets`. `state` carries what the runs of one cell share (CLIP, the
     splits, the target features), so several runs in one process read and load them once."""
     run_dir = Path(run_dir)
-    m = read_json(run_dir / "metrics.json")
+    m = read_run(run_dir)
+    info = get_method(m["method"])
+    if info.classifier is None:
+        able = ", ".join(n for n, i in METHODS.items() if i.classifier)
+        raise MethodError(f"{run_dir} is a {info.name} run, which cannot be evaluated on other datasets (no "
+                          f"classifier to transfer): give runs of a method that has one ({able}).")
+    if info.classifier_file:  # checked before anything is loaded; the method's classifier reads it again
+        tensors = read_run_file(run_dir, m, info.classifier_file)
+        missing = [k for k in CLASSIFIER_KEYS.get(info.classifier_file, ()) if k not in tensors]
+        if missing:
+            raise CacheError(f"{run_dir / info.classifier_file} lacks the tensors {missing}: it was not written by "
+                             f"a {m['method']} run. {rerun_hint(run_dir)}")
     spec = get_dataset(m["dataset"])
     state = state if state is not None else {}
     if "source" not in state:

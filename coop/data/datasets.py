@@ -25,6 +25,11 @@ class DatasetError(ValueError):
     """A dataset on disk is missing or malformed; the message says what and how to fix it."""
 
 
+class ToyDatasetExistsError(FileExistsError, DatasetError):
+    """`coop data toy` would replace a folder that is not a complete toy dataset (a FileExistsError for callers
+    that catch that, a DatasetError for the CLI)."""
+
+
 READERS = ("split_json", "imagenet", "fgvc", "imagenet_variant")
 
 
@@ -137,9 +142,11 @@ def split_path(root: str | Path, spec: DatasetSpec) -> Path:
     return dataset_dir(root, spec) / spec.split_file
 
 
-def _parse_items(raw: object, where: str) -> list[Item]:
+def _parse_items(raw: object, where: str, fix: str = "") -> list[Item]:
     if not isinstance(raw, list):
-        raise DatasetError(f"{where}: expected a list of [path, label, classname], got {type(raw).__name__}.")
+        raise DatasetError(
+            f"{where}: expected a list of [path, label, classname], got {type(raw).__name__}. {fix}".rstrip()
+        )
     items = []
     for i, entry in enumerate(raw):
         ok = (
@@ -150,23 +157,34 @@ def _parse_items(raw: object, where: str) -> list[Item]:
         if not ok:
             raise DatasetError(
                 f"{where}[{i}] is {entry!r}; each entry must be [relative_path (str), label (int >= 0), "
-                "classname (str)]. Regenerate the split file or fix that entry."
+                f"classname (str)]. Fix that entry, or replace the split file. {fix}".rstrip()
+            )
+        rel = entry[0].replace("\\", "/")
+        if not rel or rel.startswith("/") or re.match(r"^[A-Za-z]:", rel) or ".." in rel.split("/"):
+            raise DatasetError(
+                f"{where}[{i}] has the image path {entry[0]!r}, which is empty, absolute or leaves the dataset's "
+                f"image folder ('..'); paths must be relative to it. Fix that entry, or replace the split file. "
+                f"{fix}".rstrip()
             )
         items.append(Item(entry[0], entry[1], entry[2]))
     return items
 
 
-def _classnames(items: list[Item], where: str) -> list[str]:
+def _classnames(items: list[Item], where: str, fix: str = "") -> list[str]:
     names: dict[int, str] = {}
     for it in items:
         if names.setdefault(it.label, it.classname) != it.classname:
             raise DatasetError(
-                f"{where}: label {it.label} is named both {names[it.label]!r} and {it.classname!r}."
+                f"{where}: label {it.label} is named both {names[it.label]!r} and {it.classname!r}; each label "
+                f"must have one class name. {fix}".rstrip()
             )
     labels = sorted(names)
     if labels != list(range(len(labels))):
         missing = sorted(set(range(max(labels) + 1)) - set(labels)) if labels else []
-        raise DatasetError(f"{where}: labels must be 0..n-1 without gaps; missing {missing[:10]}.")
+        raise DatasetError(
+            f"{where}: labels must be 0..n-1 without gaps for n classes, but the {len(labels)} classes use labels "
+            f"up to {max(labels)} (label out of range?); missing {missing[:10]}. {fix}".rstrip()
+        )
     return [names[i].replace("_", " ") for i in labels]
 
 
@@ -175,6 +193,15 @@ def _fix_hint(root: str | Path, spec: DatasetSpec) -> str:
         return f"Generate it with `coop data toy --dataset {spec.name} --root {root}` (or run the workflow)."
     return (f"Run `coop data prepare {spec.name} --root {root}`: it downloads what can be downloaded and "
             "says where to put what must be fetched by hand (or set data_root to where the data is).")
+
+
+def _split_fix(root: str | Path, spec: DatasetSpec, path: Path) -> str:
+    """How to replace a missing or malformed split file of `spec` (nothing else under the root is touched)."""
+    if spec.toy:
+        return (f"Regenerate the dataset: move {path.parent} away (or delete it if nothing in it is needed), "
+                f"then run `coop data toy --dataset {spec.name} --root {root}` (or the workflow).")
+    return (f"Download {spec.split_file} again and replace {path} with it (`coop data prepare {spec.name} "
+            f"--root {root}` says where to get it).")
 
 
 def expected_layout(spec: DatasetSpec) -> str:
@@ -215,20 +242,24 @@ def read_split(root: str | Path, spec: DatasetSpec) -> Split:
 def _read_split_json(root: str | Path, spec: DatasetSpec, folder: Path) -> Split:
     """A `split_zhou_*.json` file: {"train"|"val"|"test": [[path, label, classname], ...]}."""
     path = folder / spec.split_file
+    fix = _split_fix(root, spec, path)
     if not path.is_file():
+        where = ("" if spec.toy else f"Download {spec.split_file} from the CoOp dataset instructions into "
+                 f"{folder}. {_fix_hint(root, spec)}")
         raise DatasetError(
-            f"Split file for {spec.name!r} not found: {path}. Download {spec.split_file} from the CoOp "
-            f"dataset instructions into that folder. {_fix_hint(root, spec)}"
+            f"Split file for {spec.name!r} not found: {path}. " + (where or fix)
         )
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"Malformed split file {path}: {e}. Re-download or regenerate it.") from None
+        raise DatasetError(f"Malformed split file {path}: it is not JSON ({e}). {fix}") from None
     if not isinstance(raw, dict) or not {"train", "val", "test"} <= set(raw):
         keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
-        raise DatasetError(f"Malformed split file {path}: expected keys train, val, test; found {keys}.")
-    parts = {k: _parse_items(raw[k], f"{path}:{k}") for k in ("train", "val", "test")}
-    classnames = _classnames(parts["train"] + parts["val"] + parts["test"], str(path))
+        raise DatasetError(
+            f"Malformed split file {path}: expected keys train, val, test (each a list); found {keys}. {fix}"
+        )
+    parts = {k: _parse_items(raw[k], f"{path}:{k}", fix) for k in ("train", "val", "test")}
+    classnames = _classnames(parts["train"] + parts["val"] + parts["test"], str(path), fix)
     return Split(parts["train"], parts["val"], parts["test"], classnames)
 
 

@@ -24,7 +24,8 @@ def _sample(items: list[Item], k: int, rng: random.Random) -> list[Item]:
     return out
 
 
-def sample_fewshot(split: Split, shots: int, seed: int, strict: bool = True) -> tuple[list[Item], list[Item]]:
+def sample_fewshot(split: Split, shots: int, seed: int, strict: bool = True,
+                   dataset: str = "<dataset>") -> tuple[list[Item], list[Item]]:
     """Return (train, val) subsets: `shots` per class from train, then min(shots, 4) from val.
 
     Python's `random` seeded with `seed`; one stream for train then val (PROTOCOL.md). With `strict`, a
@@ -33,14 +34,19 @@ def sample_fewshot(split: Split, shots: int, seed: int, strict: bool = True) -> 
     for training (same per-class count, same RNG stream); see `val_from_train`.
     """
     if shots < 1:
-        raise ValueError(f"shots must be >= 1, got {shots}")
+        raise DatasetError(f"shots must be >= 1, got {shots}: give the number of training images per class.")
     if strict:
-        short = {g[0].classname: len(g) for g in _group_by_label(split.train).values() if len(g) < shots}
+        groups = _group_by_label(split.train).values()
+        short = {g[0].classname: len(g) for g in groups if len(g) < shots}
         if short:
             some = ", ".join(f"{n!r} has {c}" for n, c in list(short.items())[:5])
+            fewest = min(len(g) for g in groups)
             raise DatasetError(
-                f"{len(short)} classes have fewer than {shots} training images ({some}). Use fewer shots, "
-                "or set fewshot.strict: false to take all images of such classes."
+                f"{len(short)} classes have fewer than {shots} training images ({some}), so a {shots}-shot "
+                f"subset cannot be drawn. Use at most {fewest} shots (the smallest class has {fewest} training "
+                "images), or take all images of such classes: write the manifest with `coop data sample "
+                f"--dataset {dataset} --shots {shots} --seed {seed} --allow-fewer --out "
+                f"<cache-dir>/fewshot/{dataset}/shots{shots}_seed{seed}.json` (where `coop run` looks for it)."
             )
     rng = random.Random()
     rng.seed(seed)
@@ -70,7 +76,7 @@ def make_manifest(dataset: str, split: Split, shots: int, seed: int, strict: boo
             f"Dataset {dataset!r} has no training images (an evaluation-only dataset?): few-shot subsets "
             "are drawn from the dataset a method is trained on (its spec's `source`)."
         )
-    train, val = sample_fewshot(split, shots, seed, strict)
+    train, val = sample_fewshot(split, shots, seed, strict, dataset=dataset)
     manifest = {
         "dataset": dataset,
         "shots": shots,
@@ -90,13 +96,22 @@ def write_manifest(path: str | Path, manifest: dict) -> None:
 
 
 def read_manifest(path: str | Path) -> dict:
-    m = read_json(path)
+    fix = "delete it and rerun to resample (the same dataset, shots and seed give the same subset)"
+    try:
+        m = read_json(path)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DatasetError(f"Manifest {path} is not valid JSON ({e}); {fix}.") from None
+    if not isinstance(m, dict):
+        raise DatasetError(f"Manifest {path} is not a JSON object; {fix}.")
     missing = {"dataset", "shots", "seed", "classnames", "train", "val", "hash"} - set(m)
     if missing:
-        raise DatasetError(f"Manifest {path} lacks {sorted(missing)}; delete it and rerun to resample.")
-    items = manifest_items(m, "train") + manifest_items(m, "val")
+        raise DatasetError(f"Manifest {path} lacks {sorted(missing)}; {fix}.")
+    try:
+        items = manifest_items(m, "train") + manifest_items(m, "val")
+    except (TypeError, ValueError):
+        raise DatasetError(f"Manifest {path} has malformed items (not [path, label, classname]); {fix}.") from None
     if items_hash(items) != m["hash"]:
-        raise DatasetError(f"Manifest {path} does not match its content hash; delete it and rerun.")
+        raise DatasetError(f"Manifest {path} does not match its content hash; {fix}.")
     return m
 
 

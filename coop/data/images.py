@@ -4,9 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from coop.data.datasets import DatasetError, Item
+
+
+_RESTORE = ("Restore it: re-download and re-extract the dataset (`coop data prepare <dataset>`; a toy dataset: "
+            "regenerate it with `coop data toy --dataset <dataset>`), or copy an intact version of the file over "
+            "it, or delete the file and remove its entry from the split file. Results already computed are kept.")
 
 
 def load_image(path: Path) -> Image.Image:
@@ -14,9 +19,13 @@ def load_image(path: Path) -> Image.Image:
         with Image.open(path) as im:
             return im.convert("RGB")
     except FileNotFoundError:
-        raise DatasetError(f"Image not found: {path}. The dataset is incomplete; re-extract or re-download it.") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DatasetError(f"Image cannot be decoded: {path} ({e}). Replace the file or remove it from the split.") from None
+        raise DatasetError(f"Image not found: {path}. The dataset is incomplete. {_RESTORE}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        # UnidentifiedImageError and "image file is truncated" are OSErrors; some decoders raise the others
+        raise DatasetError(
+            f"Image cannot be decoded: {path} ({type(e).__name__}: {e}). The file is damaged or not an image "
+            f"(an interrupted download or copy?). {_RESTORE}"
+        ) from None
 
 
 class ImageDataset(torch.utils.data.Dataset):

@@ -1015,7 +1015,12 @@ def generate(name: str, root: str | Path, n_train: int = 24, n_val: int = 8, n_t
     final = root / name
     # Snakemake creates the output's (empty) folder before the job runs; empty is fine to replace.
     if final.exists() and any(final.iterdir()) and not is_complete(name, root):
-        raise FileExistsError(f"{final} exists but is not a complete toy dataset; not replacing it")
+        from coop.data.datasets import ToyDatasetExistsError
+
+        raise ToyDatasetExistsError(
+            f"{final} exists but is not a complete toy dataset (no readable split file), so it is not replaced: "
+            f"it may hold data that is not ours. Move it away (or delete it if nothing in it is needed) and rerun."
+        )
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
     try:

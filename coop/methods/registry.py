@@ -15,6 +15,7 @@ class MethodInfo:
     needs_images: bool  # reads training images (else only cached features)
     description: str
     classifier: str | None = None  # "module:function" rebuilding a finished run's classifier (for transfer)
+    classifier_file: str | None = None  # the file in the run folder that the classifier is rebuilt from
 
 
 METHODS: dict[str, MethodInfo] = {
@@ -27,10 +28,10 @@ METHODS: dict[str, MethodInfo] = {
                    "coop.methods.zeroshot:ensemble_classifier"),
         MethodInfo("linear_probe", "coop.methods.linear_probe:run", "coop.methods.linear_probe:LinearProbeConfig",
                    True, False, "logistic regression on image features, C searched on the few-shot val set",
-                   "coop.methods.linear_probe:classifier"),
+                   "coop.methods.linear_probe:classifier", "linear_probe.safetensors"),
         MethodInfo("coop", "coop.methods.coop:run", "coop.methods.coop:CoOpConfig",
                    True, True, "context optimisation: learned prompt vectors, CLIP frozen",
-                   "coop.methods.coop:classifier"),
+                   "coop.methods.coop:classifier", "prompt.safetensors"),
         MethodInfo("text_bias", "coop.methods.baselines:run_text_bias", "coop.methods.baselines:TextBiasConfig",
                    True, True, "a learnable bias added to the zero-shot text features (Table 5)"),
         MethodInfo("text_transform", "coop.methods.baselines:run_text_transform",
@@ -51,7 +52,9 @@ def get_method(name: str) -> MethodInfo:
     try:
         return METHODS[name]
     except KeyError:
-        raise MethodError(f"Unknown method {name!r}. Known methods: {', '.join(METHODS)}.") from None
+        raise MethodError(
+            f"Unknown method {name!r}. Known methods: {', '.join(METHODS)} (`coop list` describes them)."
+        ) from None
 
 
 def _load(target: str):

@@ -8,6 +8,8 @@ import open_clip
 import torch
 from torch import nn
 
+from coop.io import torch_load_reason
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 RANDOM = ("random", "none", "")
 open_clip.add_model_config(CONFIG_DIR)  # the toy world's tiny CLIPs, e.g. "toy-rn", "toy-vit"
@@ -28,7 +30,12 @@ class Clip:
 
 def _check_name(name: str) -> None:
     if name not in open_clip.list_models():
-        close = [m for m in open_clip.list_models() if name.lower().split("-")[0] in m.lower()][:8]
+        import difflib
+
+        models = open_clip.list_models()
+        close = difflib.get_close_matches(name, models, n=4, cutoff=0.5)
+        close += [m for m in models if name.lower().split("-")[0] in m.lower() and m not in close]
+        close = close[:8]
         raise BackboneError(
             f"Unknown backbone {name!r}. Use an open_clip model name (e.g. RN50-quickgelu, ViT-B-16-quickgelu) "
             f"or a toy model (toy-rn, toy-vit){'; similar: ' + ', '.join(close) if close else ''}."
@@ -54,8 +61,23 @@ def load_clip(
         pretrained = "random"
     elif _is_path(pretrained):
         if not Path(pretrained).is_file():
-            raise BackboneError(f"Checkpoint for {name!r} not found: {pretrained}. Check the backbone's path.")
-        model = open_clip.create_model(name, pretrained=pretrained, device=device, weights_only=True)
+            raise BackboneError(
+                f"Checkpoint for {name!r} not found: {pretrained}. Give the path of an existing checkpoint file "
+                "(a state dict saved with torch.save, or .safetensors), an open_clip pretrained tag (e.g. openai), "
+                "or 'random'; in the workflow, fix the backbone's `pretrained` in the config."
+            )
+        try:
+            # weights_only: a pickle that would run code or build arbitrary objects is refused, never executed
+            model = open_clip.create_model(name, pretrained=pretrained, device=device, weights_only=True)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as e:  # UnpicklingError, a zip/safetensors error, or a state dict of another model
+            raise BackboneError(
+                f"Checkpoint {pretrained} cannot be loaded as {name!r} weights ({torch_load_reason(e)}). It "
+                "must be a state dict of this model saved with torch.save (plain tensors only: it is loaded "
+                "with weights_only=True, so pickled objects or code are refused) or a .safetensors file. Check "
+                "that the path and the model name belong together, or re-download the checkpoint."
+            ) from None
     else:
         tags = open_clip.list_pretrained_tags_by_model(name)
         if pretrained not in tags:
