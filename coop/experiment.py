@@ -17,7 +17,7 @@ from coop.config import build_config
 from coop.data.datasets import get_dataset, image_root, read_split
 from coop.data.fewshot import items_hash, make_manifest, manifest_items, read_manifest, write_manifest
 from coop.features import Features, load_features, save_features
-from coop.io import atomic_path, write_json
+from coop.io import atomic_path, remove_stale_temps, write_json
 from coop.methods.base import RunContext
 from coop.methods.registry import MethodError, create_method, get_method, method_config_class
 from coop import protocol
@@ -101,6 +101,7 @@ def run_experiment(
     test = state["test"]
     pool = (manifest_items(manifest, "train") + manifest_items(manifest, "val")) if manifest else []
     out = Path(out)
+    remove_stale_temps(out)  # a killed earlier attempt's half-written files; this run owns its folder
     config = {
         "dataset": dataset, "backbone": backbone, "model": model, "pretrained": pretrained, "init_seed": init_seed,
         "method": method, "variant": variant, "shots": shots, "seed": seed, "params": dataclasses.asdict(cfg),

@@ -81,7 +81,9 @@ def assert_equals_reference(work: Path, reference: Path) -> None:
         if prompt.exists():  # bit-identical learned context
             ref_ctx = load_file(reference / rel.parent / "prompt.safetensors")["ctx"]
             assert load_file(prompt)["ctx"].tobytes() == ref_ctx.tobytes()
-    leftovers = [p for p in (work / "results").rglob("*") if p.name.endswith(".tmp") or p.name == "checkpoint.pt"]
+    # No checkpoint outlives its job, and a run's folder keeps no half-written file of a killed attempt (a
+    # SIGKILL can leave a hidden .*.tmp beside a shared cache, never a file that looks complete).
+    leftovers = [p for p in (work / "results/runs").rglob("*") if p.name.endswith(".tmp") or p.name == "checkpoint.pt"]
     assert not leftovers, leftovers
 
 

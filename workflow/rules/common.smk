@@ -236,3 +236,39 @@ def final_outputs():
     outputs += [f"results/tables/{t}.csv" for t in PAPER_TABLES]
     outputs += [f"figures/{f}.png" for f in PAPER_FIGURES]
     return outputs
+
+
+# Cluster resources (read by a cluster executor, e.g. `snakemake --profile slurm`; a local run ignores them
+# unless --resources limits them). Every GPU rule asks one GPU, its threads as CPUs, GPU_MEM_MB of host memory
+# and a runtime in minutes for the first attempt; memory and runtime grow with each retry (the profile sets
+# `retries`), so a job killed for its time or memory limit is resubmitted with more.
+GPU_MEM_MB = 8000
+
+
+def gpu_mem_mb(wildcards, attempt):
+    return GPU_MEM_MB * attempt
+
+
+def gpu_runtime(minutes):
+    """runtime= of a GPU rule: `minutes` (a number, or a function of the wildcards) x the attempt."""
+
+    def runtime(wildcards, attempt):
+        base = minutes(wildcards) if callable(minutes) else minutes
+        return int(base * attempt)
+
+    return runtime
+
+
+def training_minutes(wildcards):
+    """One few-shot job's first-attempt runtime: per seed it trains, 10 min + 8 min per shot for CoOp and the
+    other trained methods (16 shots: 138 min, generous for ImageNet's 16,000 images x 50 epochs on one GPU),
+    10 min for the linear probe (features are cached)."""
+    per_seed = 10 if wildcards.method == "linear_probe" else 10 + 8 * int(wildcards.shots)
+    return per_seed * (len(SEEDS) if FUSE_SEEDS else 1)
+
+
+# Groups: on a cluster, many short GPU jobs are packed into one submission each (the profile's
+# group-components says how many) instead of each waiting in the queue; a local run ignores groups.
+# "features": feature extraction; "zeroshot": zero-shot runs; "short_runs": the linear probe and 1-shot runs.
+def run_group(wildcards):
+    return "short_runs" if wildcards.method == "linear_probe" or int(wildcards.shots) == 1 else None

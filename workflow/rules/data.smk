@@ -19,6 +19,7 @@ rule toy_dataset:
         "results/benchmarks/toy_dataset/{dataset}_{split_name}.tsv"
     wildcard_constraints:
         dataset="toy_[a-z0-9_]+",
+    localrule: True
     shell:
         "coop data toy --dataset {wildcards.dataset} --root {params.root} --n-train {params.n_train} "
         "--n-val {params.n_val} --n-test {params.n_test} --image-size {params.image_size} "
@@ -39,6 +40,7 @@ rule fewshot_manifest:
         "results/logs/fewshot/{dataset}/shots{shots}_seed{seed}.log",
     benchmark:
         "results/benchmarks/fewshot/{dataset}/shots{shots}_seed{seed}.tsv"
+    localrule: True
     shell:
         "coop {params.protocol} data sample --dataset {wildcards.dataset} --shots {wildcards.shots} "
         "--seed {wildcards.seed} --root {params.root} --out {output} > {log} 2>&1"

@@ -12,6 +12,13 @@ rule test_features:
         code_version=CODE_VERSION,
         protocol=PROTOCOL,
     threads: THREADS
+    resources:
+        gpu=1,
+        cpus_per_task=lambda wildcards, threads: threads,
+        mem_mb=gpu_mem_mb,
+        runtime=gpu_runtime(30),
+    group:
+        "features"
     conda:
         "../../environment.yml"
     log:
@@ -35,6 +42,13 @@ rule fewshot_features:
         code_version=CODE_VERSION,
         protocol=PROTOCOL,
     threads: THREADS
+    resources:
+        gpu=1,
+        cpus_per_task=lambda wildcards, threads: threads,
+        mem_mb=gpu_mem_mb,
+        runtime=gpu_runtime(15),
+    group:
+        "features"
     conda:
         "../../environment.yml"
     log:

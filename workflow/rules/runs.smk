@@ -17,6 +17,13 @@ rule run_zeroshot:
     wildcard_constraints:
         method=_alternatives(ZERO_SHOT_METHODS),
     threads: THREADS
+    resources:
+        gpu=1,
+        cpus_per_task=lambda wildcards, threads: threads,
+        mem_mb=gpu_mem_mb,
+        runtime=gpu_runtime(15),
+    group:
+        "zeroshot"
     conda:
         "../../environment.yml"
     log:
@@ -54,6 +61,13 @@ if FUSE_SEEDS:
             method=_alternatives(FEW_SHOT_METHODS),
             shots=r"[1-9]\d*",
         threads: THREADS
+        resources:
+            gpu=1,
+            cpus_per_task=lambda wildcards, threads: threads,
+            mem_mb=gpu_mem_mb,
+            runtime=gpu_runtime(training_minutes),
+        group:
+            run_group
         conda:
             "../../environment.yml"
         log:
@@ -84,6 +98,13 @@ else:
             method=_alternatives(FEW_SHOT_METHODS),
             shots=r"[1-9]\d*",
         threads: THREADS
+        resources:
+            gpu=1,
+            cpus_per_task=lambda wildcards, threads: threads,
+            mem_mb=gpu_mem_mb,
+            runtime=gpu_runtime(training_minutes),
+        group:
+            run_group
         conda:
             "../../environment.yml"
         log:
@@ -109,6 +130,11 @@ rule transfer:
         code_version=CODE_VERSION,
         protocol=PROTOCOL,
     threads: THREADS
+    resources:
+        gpu=1,
+        cpus_per_task=lambda wildcards, threads: threads,
+        mem_mb=gpu_mem_mb,
+        runtime=gpu_runtime(30),
     conda:
         "../../environment.yml"
     log:
@@ -131,6 +157,11 @@ rule nearest_words:
         code_version=CODE_VERSION,
         protocol=PROTOCOL,
     threads: THREADS
+    resources:
+        gpu=1,
+        cpus_per_task=lambda wildcards, threads: threads,
+        mem_mb=gpu_mem_mb,
+        runtime=gpu_runtime(15),
     conda:
         "../../environment.yml"
     log:
