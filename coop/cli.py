@@ -63,6 +63,15 @@ def cmd_data_check(a: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def cmd_pretrain(a: argparse.Namespace) -> None:
+    from coop.pretrain import PretrainConfig, pretrain, save_pretrained
+
+    cfg = PretrainConfig(model=a.model, steps=a.steps, batch_size=a.batch_size, seed=a.seed)
+    model, losses = pretrain(cfg)
+    save_pretrained(model, a.out, cfg, losses)
+    print(f"wrote {a.out}: {cfg.model} after {cfg.steps} steps, final loss {losses[-1]:.4f}")
+
+
 def cmd_features(a: argparse.Namespace) -> None:
     from coop.data.datasets import get_dataset, read_split
     from coop.data.fewshot import manifest_items, read_manifest
@@ -245,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="data")
     p.add_argument("--strict", action="store_true", help="exit 1 unless every dataset is valid")
     p.set_defaults(func=cmd_data_check)
+
+    p = sub.add_parser("pretrain", help="pretrain a tiny CLIP contrastively on toy-world image-caption pairs")
+    p.add_argument("--model", default="toy-rn", help="open_clip model name (e.g. toy-rn, toy-vit)")
+    p.add_argument("--steps", type=int, default=1600)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="the .safetensors checkpoint to write")
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("features", help="cache image features of a split (test transform)")
     p.add_argument("--dataset", required=True)

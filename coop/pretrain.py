@@ -1,0 +1,122 @@
+"""Contrastive pretraining of the toy world's tiny CLIPs on generated image-caption pairs.
+
+open_clip's CLIP model and contrastive loss, AdamW with a linear warm-up then cosine decay, deterministic from
+a seed: the same config gives the same weights bit for bit on the CPU. Every batch is drawn fresh from the toy
+world's renderers (their own random stream, not the datasets' images) with captions from many templates, some
+with a wrong attribute. The result is a .safetensors state dict that `load_clip` reads like any checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from coop.data.toyworld import TOY_DATASETS, make_caption, sample_image
+from coop.io import atomic_path
+from coop.models.transforms import CLIP_MEAN, CLIP_STD
+
+# The pretraining pool: which toy renderings the captions describe, and how often.
+DEFAULT_MIX = {"toy_shapes": 0.45, "toy_textures": 0.2, "toy_flowers": 0.2, "toy_shapes_sketch": 0.1,
+               "toy_shapes_cartoon": 0.05}
+STREAM = 0x5EED  # keeps the pretraining images apart from every dataset's (see toyworld.item_seed)
+
+
+@dataclass
+class PretrainConfig:
+    model: str = "toy-rn"
+    steps: int = 1600
+    batch_size: int = 128
+    lr_image: float = 5e-3
+    lr_text: float = 2e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 50
+    seed: int = 0
+    mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
+
+
+def lr_factor(step: int, cfg: PretrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to 0 at the last step."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * t))
+
+
+def draw_batch(step: int, cfg: PretrainConfig, image_size: int) -> tuple[torch.Tensor, list[str]]:
+    """Batch `step` of image-caption pairs: normalised images (B, 3, H, W) and their captions."""
+    names = sorted(cfg.mix)
+    weights = np.array([cfg.mix[n] for n in names], dtype=np.float64)
+    rng = np.random.default_rng([cfg.seed, STREAM, step])
+    images, captions = [], []
+    for name in rng.choice(names, size=cfg.batch_size, p=weights / weights.sum()):
+        label = int(rng.integers(len(TOY_DATASETS[name].classnames)))
+        img, words = sample_image(name, label, rng, image_size)
+        images.append(img)
+        captions.append(make_caption(name, words, rng)[0])
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
+    mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (x - mean) / std, captions
+
+
+def _param_groups(model: torch.nn.Module, cfg: PretrainConfig) -> list[dict]:
+    """Image tower at lr_image, the rest at lr_text. No weight decay on gains, biases, the temperature and the
+    token table: rows of tokens that no caption uses then stay exactly at their seeded initial values."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        visual = name.startswith("visual.")
+        decay = p.ndim >= 2 and "token_embedding" not in name and "positional_embedding" not in name
+        groups.setdefault((visual, decay), []).append(p)
+    return [{"params": ps, "lr": cfg.lr_image if visual else cfg.lr_text, "base_lr": cfg.lr_image if visual
+             else cfg.lr_text, "weight_decay": cfg.weight_decay if decay else 0.0}
+            for (visual, decay), ps in sorted(groups.items())]
+
+
+def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> tuple[torch.nn.Module, list[float]]:
+    """Train a randomly initialised CLIP `cfg.model` contrastively; return it (eval mode) and the loss per step."""
+    import open_clip
+    from open_clip.loss import ClipLoss
+
+    unknown = sorted(set(cfg.mix) - set(TOY_DATASETS))
+    if unknown:
+        raise ValueError(f"mix names unknown toy datasets {unknown}; known: {sorted(TOY_DATASETS)}")
+    torch.manual_seed(cfg.seed)
+    model = open_clip.create_model(cfg.model, pretrained=None)
+    tokenizer = open_clip.get_tokenizer(cfg.model)
+    size = model.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg), betas=(0.9, 0.98), eps=1e-6)
+    loss_fn = ClipLoss()
+    model.train()
+    losses, start = [], time.time()
+    for step in range(cfg.steps):
+        for g in optimizer.param_groups:
+            g["lr"] = g["base_lr"] * lr_factor(step, cfg)
+        images, captions = draw_batch(step, cfg, size)
+        image_features, text_features, scale = model(images, tokenizer(captions))[:3]
+        loss = loss_fn(image_features, text_features, scale)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():  # CLIP's clamp of the learned temperature (logit scale at most 100)
+            model.logit_scale.clamp_(0, math.log(100))
+        losses.append(float(loss.detach()))
+        if step == 0 or (step + 1) % max(1, cfg.steps // 20) == 0 or step + 1 == cfg.steps:
+            log(f"step {step + 1}/{cfg.steps} loss {losses[-1]:.4f} ({time.time() - start:.0f} s)")
+    return model.eval(), losses
+
+
+def save_pretrained(model: torch.nn.Module, path: str | Path, cfg: PretrainConfig, losses: list[float]) -> None:
+    """The state dict as .safetensors (atomic), with the config and final loss in its metadata."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {"generator": "coop.pretrain", "config": json.dumps(asdict(cfg), sort_keys=True),
+            "final_loss": f"{losses[-1]:.6f}" if losses else ""}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
