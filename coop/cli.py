@@ -67,8 +67,8 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
     from coop.pretrain import PretrainConfig, pretrain, save_pretrained
 
     cfg = PretrainConfig(model=a.model, steps=a.steps, batch_size=a.batch_size, seed=a.seed)
-    model, losses = pretrain(cfg)
-    save_pretrained(model, a.out, cfg, losses)
+    model, losses, fingerprint = pretrain(cfg)
+    save_pretrained(model, a.out, cfg, losses, fingerprint)
     print(f"wrote {a.out}: {cfg.model} after {cfg.steps} steps, final loss {losses[-1]:.4f}")
 
 

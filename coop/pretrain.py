@@ -1,9 +1,11 @@
 """Contrastive pretraining of the toy world's tiny CLIPs on generated image-caption pairs.
 
 open_clip's CLIP model and contrastive loss, AdamW with a linear warm-up then cosine decay, deterministic from
-a seed: the same config gives the same weights bit for bit on the CPU. Every batch is drawn fresh from the toy
-world's renderers (their own random stream, not the datasets' images) with captions from many templates, some
-with a wrong attribute. The result is a .safetensors state dict that `load_clip` reads like any checkpoint.
+a seed: the same config, torch build and thread count give the same weights bit for bit on the CPU. Every batch
+is drawn fresh from the toy world's renderers (their own random stream, not the datasets' images) with captions
+from many templates, some with a wrong attribute. The text encoder runs only up to the longest end-of-text token
+of the batch (exact: the mask is causal). The result is a compact .safetensors file (see
+`coop.models.checkpoint`) that `load_clip` reads like any local checkpoint.
 """
 from __future__ import annotations
 
@@ -16,15 +18,17 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from coop.data.toyworld import TOY_DATASETS, make_caption, sample_image
-from coop.io import atomic_path
+from coop.models.checkpoint import save_compact, seeded_model, state_fingerprint
 from coop.models.transforms import CLIP_MEAN, CLIP_STD
 
 # The pretraining pool: which toy renderings the captions describe, and how often.
 DEFAULT_MIX = {"toy_shapes": 0.45, "toy_textures": 0.2, "toy_flowers": 0.2, "toy_shapes_sketch": 0.1,
                "toy_shapes_cartoon": 0.05}
 STREAM = 0x5EED  # keeps the pretraining images apart from every dataset's (see toyworld.item_seed)
+FINGERPRINT_STEP = 20  # the weights' hash after this many steps is stored, so a short rerun can check them
 
 
 @dataclass
@@ -77,46 +81,57 @@ def _param_groups(model: torch.nn.Module, cfg: PretrainConfig) -> list[dict]:
             for (visual, decay), ps in sorted(groups.items())]
 
 
-def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> tuple[torch.nn.Module, list[float]]:
-    """Train a randomly initialised CLIP `cfg.model` contrastively; return it (eval mode) and the loss per step."""
+def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print,
+             until: int | None = None) -> tuple[torch.nn.Module, list[float], str]:
+    """Train `cfg.model` from its seeded initialisation contrastively. Return the model (eval mode), the loss
+    per step, and the fingerprint of the weights after FINGERPRINT_STEP steps. `until` stops early (the
+    schedule is still that of `cfg.steps`), e.g. to check a fingerprint."""
     import open_clip
     from open_clip.loss import ClipLoss
+
+    from coop.models.text import TextEncoder
 
     unknown = sorted(set(cfg.mix) - set(TOY_DATASETS))
     if unknown:
         raise ValueError(f"mix names unknown toy datasets {unknown}; known: {sorted(TOY_DATASETS)}")
-    torch.manual_seed(cfg.seed)
-    model = open_clip.create_model(cfg.model, pretrained=None)
+    model = seeded_model(cfg.model, cfg.seed)
     tokenizer = open_clip.get_tokenizer(cfg.model)
+    text_encoder = TextEncoder(model, cut=True)
     size = model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else int(size)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), betas=(0.9, 0.98), eps=1e-6)
     loss_fn = ClipLoss()
+    torch.manual_seed(cfg.seed)  # the toy CLIPs have no random layers (no dropout); seeded all the same
     model.train()
-    losses, start = [], time.time()
-    for step in range(cfg.steps):
+    losses, fingerprint, start = [], "", time.time()
+    stop = cfg.steps if until is None else min(until, cfg.steps)
+    for step in range(stop):
         for g in optimizer.param_groups:
             g["lr"] = g["base_lr"] * lr_factor(step, cfg)
         images, captions = draw_batch(step, cfg, size)
-        image_features, text_features, scale = model(images, tokenizer(captions))[:3]
-        loss = loss_fn(image_features, text_features, scale)
+        tokens = tokenizer(captions)
+        image_features = F.normalize(model.encode_image(images), dim=-1)
+        text_features = F.normalize(text_encoder(model.token_embedding(tokens), tokens.argmax(dim=-1)), dim=-1)
+        loss = loss_fn(image_features, text_features, model.logit_scale.exp())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         with torch.no_grad():  # CLIP's clamp of the learned temperature (logit scale at most 100)
             model.logit_scale.clamp_(0, math.log(100))
         losses.append(float(loss.detach()))
-        if step == 0 or (step + 1) % max(1, cfg.steps // 20) == 0 or step + 1 == cfg.steps:
+        if step + 1 == FINGERPRINT_STEP:
+            fingerprint = state_fingerprint(model.state_dict())
+        if step == 0 or (step + 1) % max(1, cfg.steps // 20) == 0 or step + 1 == stop:
             log(f"step {step + 1}/{cfg.steps} loss {losses[-1]:.4f} ({time.time() - start:.0f} s)")
-    return model.eval(), losses
+    return model.eval(), losses, fingerprint
 
 
-def save_pretrained(model: torch.nn.Module, path: str | Path, cfg: PretrainConfig, losses: list[float]) -> None:
-    """The state dict as .safetensors (atomic), with the config and final loss in its metadata."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    meta = {"generator": "coop.pretrain", "config": json.dumps(asdict(cfg), sort_keys=True),
+def save_pretrained(model: torch.nn.Module, path: str | Path, cfg: PretrainConfig, losses: list[float],
+                    fingerprint: str) -> None:
+    """The weights as a compact .safetensors file (atomic), with the config, the thread count, the
+    fingerprint and the final loss in its metadata (no time stamps: a rerun writes the same bytes)."""
+    meta = {"generator": "coop.pretrain", "model": cfg.model, "init_seed": str(cfg.seed),
+            "config": json.dumps(asdict(cfg), sort_keys=True), "threads": str(torch.get_num_threads()),
+            "torch": torch.__version__, f"fingerprint_step{FINGERPRINT_STEP}": fingerprint,
             "final_loss": f"{losses[-1]:.6f}" if losses else ""}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+    save_compact(model.state_dict(), path, meta)

@@ -9,8 +9,11 @@ import torch
 from torch import nn
 
 from coop.io import torch_load_reason
+from coop.models.checkpoint import compact_metadata, load_compact, seeded_model
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+SHIPPED_DIR = Path(__file__).parent / "pretrained"  # the toy CLIPs' weights, made by `coop pretrain`
+TOYWORLD = "toyworld"  # the tag of those weights
 RANDOM = ("random", "none", "")
 open_clip.add_model_config(CONFIG_DIR)  # the toy world's tiny CLIPs, e.g. "toy-rn", "toy-vit"
 
@@ -46,19 +49,35 @@ def _is_path(pretrained: str) -> bool:
     return "/" in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors"))
 
 
+def shipped_weights(name: str) -> Path:
+    """The file behind the `toyworld` tag of a toy model."""
+    path = SHIPPED_DIR / f"{name}.safetensors"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in SHIPPED_DIR.glob("*.safetensors"))
+        raise BackboneError(
+            f"No toyworld weights for {name!r}: the tag exists for {', '.join(shipped) or 'no model'} (files in "
+            f"{SHIPPED_DIR}). Pretrain one with `coop pretrain --model {name} --out FILE` and give that path, or "
+            "use 'random'."
+        )
+    return path
+
+
 def load_clip(
     name: str, pretrained: str | None = "random", device: str | torch.device = "cpu",
     init_seed: int = 0, cache_dir: str | None = None,
 ) -> Clip:
     """Build a frozen CLIP: `pretrained` is an open_clip tag (e.g. "openai", fetched through open_clip's
-    cache), a local checkpoint path, or "random" (weights drawn from `init_seed`, identical in every job)."""
+    cache), "toyworld" (a toy model's shipped weights, pretrained on the toy world), a local checkpoint path,
+    or "random" (weights drawn from `init_seed`, identical in every job)."""
     _check_name(name)
     pretrained = pretrained or "random"
     if pretrained in RANDOM:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(init_seed)
-            model = open_clip.create_model(name, pretrained=None, device=device)
+        model = seeded_model(name, init_seed, device)
         pretrained = "random"
+    elif pretrained == TOYWORLD:
+        model = _load_compact(name, shipped_weights(name), device)
+    elif _is_path(pretrained) and compact_metadata(pretrained) is not None:
+        model = _load_compact(name, Path(pretrained), device)
     elif _is_path(pretrained):
         if not Path(pretrained).is_file():
             raise BackboneError(
@@ -92,3 +111,19 @@ def load_clip(
     size = model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else int(size)
     return Clip(model, open_clip.get_tokenizer(name), name, str(pretrained), size)
+
+
+def _load_compact(name: str, path: Path, device: str | torch.device) -> nn.Module:
+    meta = compact_metadata(path)
+    if meta is None or meta.get("model") != name:
+        raise BackboneError(
+            f"Checkpoint {path} holds weights of {meta.get('model') if meta else 'an unknown model'!r}, not "
+            f"{name!r}: give the checkpoint of this model, or fix the backbone's `model` in the config."
+        )
+    try:
+        return load_compact(path, device)
+    except Exception as e:  # noqa: BLE001 - a damaged file: say which and how to get a good one
+        raise BackboneError(
+            f"Checkpoint {path} cannot be read ({type(e).__name__}: {str(e)[:200]}). Regenerate it with "
+            f"`coop pretrain --model {name} --out {path}`."
+        ) from None
