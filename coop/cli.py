@@ -64,9 +64,19 @@ def cmd_data_check(a: argparse.Namespace) -> None:
 
 
 def cmd_pretrain(a: argparse.Namespace) -> None:
-    from coop.pretrain import PretrainConfig, pretrain, save_pretrained
+    from coop.pretrain import FINGERPRINT_STEP, PretrainConfig, check_fingerprint, pretrain, save_pretrained
 
-    cfg = PretrainConfig(model=a.model, steps=a.steps, batch_size=a.batch_size, seed=a.seed)
+    if a.check:
+        same, got, recorded = check_fingerprint(a.check, log=lambda m: None)
+        print(f"{a.check}: weights after {FINGERPRINT_STEP} steps {'match' if same else 'DIFFER'} "
+              f"(recomputed {got[:16]}, recorded {recorded[:16]})")
+        if not same:
+            raise SystemExit(1)
+        return
+    if not a.out:
+        raise SystemExit("error: coop pretrain needs --out FILE (or --check FILE)")
+    cfg = PretrainConfig(model=a.model, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
+                         noise_words=a.noise_words)
     model, losses, fingerprint = pretrain(cfg)
     save_pretrained(model, a.out, cfg, losses, fingerprint)
     print(f"wrote {a.out}: {cfg.model} after {cfg.steps} steps, final loss {losses[-1]:.4f}")
@@ -260,7 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=1600)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="the .safetensors checkpoint to write")
+    p.add_argument("--noise-words", type=float, default=0.0,
+                   help="fraction of captions prefixed with random 'unknown word' vectors (default 0)")
+    p.add_argument("--out", help="the .safetensors checkpoint to write")
+    p.add_argument("--check", metavar="FILE", help="instead: rerun the first steps of the pretraining that wrote "
+                   "FILE and check that the weights match it bit for bit")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("features", help="cache image features of a split (test transform)")

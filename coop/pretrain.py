@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from coop.data.toyworld import TOY_DATASETS, make_caption, sample_image
-from coop.models.checkpoint import save_compact, seeded_model, state_fingerprint
+from coop.models.checkpoint import compact_metadata, save_compact, seeded_model, state_fingerprint
 from coop.models.transforms import CLIP_MEAN, CLIP_STD
 
 # The pretraining pool: which toy renderings the captions describe, and how often.
@@ -42,6 +42,11 @@ class PretrainConfig:
     warmup_steps: int = 50
     seed: int = 0
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    # Fraction of captions that start with 1..noise_max "unknown words": random vectors drawn like CoOp's random
+    # context (N(0, 0.02)), as web captions carry file names and tags. The text tower learns to read a class
+    # name after such a prefix, so a randomly initialised CoOp context starts from a working prompt.
+    noise_words: float = 0.0
+    noise_max: int = 16
 
 
 def lr_factor(step: int, cfg: PretrainConfig) -> float:
@@ -81,6 +86,24 @@ def _param_groups(model: torch.nn.Module, cfg: PretrainConfig) -> list[dict]:
             for (visual, decay), ps in sorted(groups.items())]
 
 
+def with_noise_words(embeddings: torch.Tensor, eot: torch.Tensor, step: int,
+                     cfg: PretrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Insert random "unknown word" vectors after the start token of a `cfg.noise_words` fraction of the
+    captions (B, L, D), drawn from the step's own generator; return the embeddings and the moved EOT positions."""
+    if cfg.noise_words <= 0:
+        return embeddings, eot
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    batch, length, width = embeddings.shape
+    noisy = torch.rand(batch, generator=g) < cfg.noise_words
+    counts = torch.randint(1, cfg.noise_max + 1, (batch,), generator=g) * noisy
+    noise = torch.randn(batch, cfg.noise_max, width, generator=g) * 0.02
+    rows = []
+    for i in range(batch):
+        k = int(counts[i])
+        rows.append(torch.cat([embeddings[i, :1], noise[i, :k].to(embeddings.dtype), embeddings[i, 1:length - k]]))
+    return torch.stack(rows), torch.clamp(eot + counts, max=length - 1)
+
+
 def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print,
              until: int | None = None) -> tuple[torch.nn.Module, list[float], str]:
     """Train `cfg.model` from its seeded initialisation contrastively. Return the model (eval mode), the loss
@@ -110,8 +133,9 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print,
             g["lr"] = g["base_lr"] * lr_factor(step, cfg)
         images, captions = draw_batch(step, cfg, size)
         tokens = tokenizer(captions)
+        embeddings, eot = with_noise_words(model.token_embedding(tokens), tokens.argmax(dim=-1), step, cfg)
         image_features = F.normalize(model.encode_image(images), dim=-1)
-        text_features = F.normalize(text_encoder(model.token_embedding(tokens), tokens.argmax(dim=-1)), dim=-1)
+        text_features = F.normalize(text_encoder(embeddings, eot), dim=-1)
         loss = loss_fn(image_features, text_features, model.logit_scale.exp())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -135,3 +159,26 @@ def save_pretrained(model: torch.nn.Module, path: str | Path, cfg: PretrainConfi
             "torch": torch.__version__, f"fingerprint_step{FINGERPRINT_STEP}": fingerprint,
             "final_loss": f"{losses[-1]:.6f}" if losses else ""}
     save_compact(model.state_dict(), path, meta)
+
+
+def config_of(path: str | Path) -> PretrainConfig:
+    """The pretraining config recorded in a compact checkpoint written by `save_pretrained`."""
+    meta = compact_metadata(path)
+    if meta is None or meta.get("generator") != "coop.pretrain":
+        raise ValueError(f"{path} is not a checkpoint written by coop pretrain")
+    return PretrainConfig(**json.loads(meta["config"]))
+
+
+def check_fingerprint(path: str | Path, log: Callable[[str], None] = print) -> tuple[bool, str, str]:
+    """Rerun the first FINGERPRINT_STEP steps of the pretraining that wrote `path` (same config and thread
+    count) and compare the weights' fingerprint with the recorded one: (equal, recomputed, recorded)."""
+    meta = compact_metadata(path) or {}
+    cfg = config_of(path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(meta.get("threads", threads)))
+    try:
+        _, _, fingerprint = pretrain(cfg, log=log, until=FINGERPRINT_STEP)
+    finally:
+        torch.set_num_threads(threads)
+    recorded = meta.get(f"fingerprint_step{FINGERPRINT_STEP}", "")
+    return fingerprint == recorded, fingerprint, recorded

@@ -1,14 +1,19 @@
-"""Contrastive pretraining of the tiny CLIPs: deterministic, loadable by load_clip, untouched token rows kept."""
+"""Contrastive pretraining of the tiny CLIPs: deterministic, compact on disk, loadable by load_clip, and the
+shipped weights reproducible from their recorded config."""
 import subprocess
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
 
-from coop.models import load_clip
-from coop.pretrain import PretrainConfig, draw_batch, lr_factor, pretrain, save_pretrained
+from coop.models import BackboneError, load_clip
+from coop.models.checkpoint import compact_metadata, load_compact, seeded_model
+from coop.models.clip import SHIPPED_DIR
+from coop.pretrain import FINGERPRINT_STEP, PretrainConfig, check_fingerprint, draw_batch, lr_factor, pretrain, \
+    save_pretrained
 
 TINY = dict(steps=3, batch_size=8, warmup_steps=1)
+QUIET = dict(log=lambda m: None)
 
 
 def test_batches_are_deterministic_and_varied():
@@ -29,43 +34,83 @@ def test_schedule_warms_up_then_decays_to_zero():
     assert lr_factor(100, cfg) == pytest.approx(0.0, abs=1e-12)
 
 
-def test_pretraining_is_deterministic_and_loads_as_a_checkpoint(tmp_path):
+def test_pretraining_is_deterministic_and_round_trips_through_a_compact_file(tmp_path):
     cfg = PretrainConfig(**TINY)
-    a, losses_a = pretrain(cfg, log=lambda m: None)
-    b, losses_b = pretrain(cfg, log=lambda m: None)
+    a, losses_a, fp_a = pretrain(cfg, **QUIET)
+    b, losses_b, fp_b = pretrain(cfg, **QUIET)
     assert losses_a == losses_b and all(l > 0 for l in losses_a)
     sa, sb = a.state_dict(), b.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     path = tmp_path / "toy-rn.safetensors"
-    save_pretrained(a, path, cfg, losses_a)
-    clip = load_clip("toy-rn", str(path))
-    loaded = clip.model.state_dict()
-    assert all(torch.equal(loaded[k], sa[k]) for k in sa)
+    save_pretrained(a, path, cfg, losses_a, fp_a)
+    loaded = load_clip("toy-rn", str(path)).model.state_dict()
+    assert loaded.keys() == sa.keys() and all(torch.equal(loaded[k], sa[k]) for k in sa)
     # it learned something: not the seeded random initialisation
     rand = load_clip("toy-rn", "random").model.state_dict()
     assert not torch.equal(rand["visual.conv1.weight"], sa["visual.conv1.weight"])
+    # the file keeps only the token rows that changed: a fraction of the 49408 x 128 table
+    with safe_open(str(path), framework="pt") as f:
+        rows = f.get_tensor("token_embedding.weight:rows")
+        assert "token_embedding.weight" not in f.keys()
+    assert 0 < len(rows) < 2000
+    full = sum(v.numel() * v.element_size() for v in sa.values())
+    assert path.stat().st_size < full - 40000 * 128 * 4
+
+
+def test_a_rerun_writes_the_same_bytes(tmp_path):
+    cfg = PretrainConfig(**TINY)
+    for name in ("a", "b"):
+        model, losses, fp = pretrain(cfg, **QUIET)
+        save_pretrained(model, tmp_path / f"{name}.safetensors", cfg, losses, fp)
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
 
 
 def test_token_rows_no_caption_uses_stay_at_their_initial_values():
     cfg = PretrainConfig(**TINY)
-    torch.manual_seed(cfg.seed)
-    import open_clip
-
-    init = open_clip.create_model(cfg.model, pretrained=None).token_embedding.weight.detach().clone()
-    model, _ = pretrain(cfg, log=lambda m: None)
+    init = seeded_model(cfg.model, cfg.seed).token_embedding.weight
+    model, _, _ = pretrain(cfg, **QUIET)
     changed = (model.token_embedding.weight != init).any(dim=1)
     assert 0 < int(changed.sum()) < 2000  # the toy world's words only, of 49408 rows
 
 
-def test_cli_writes_a_checkpoint_with_its_config(tmp_path, coop_bin):
+def test_stopping_early_keeps_the_schedule_of_the_whole_run():
+    cfg = PretrainConfig(steps=50, batch_size=4, warmup_steps=2)
+    short, losses, _ = pretrain(cfg, until=3, **QUIET)
+    assert len(losses) == 3
+    longer, _, _ = pretrain(PretrainConfig(steps=50, batch_size=4, warmup_steps=2), until=4, **QUIET)
+    assert not torch.equal(short.visual.conv1.weight, longer.visual.conv1.weight)
+
+
+@pytest.mark.parametrize("model", ["toy-rn", "toy-vit"])
+def test_shipped_weights_load_under_the_toyworld_tag_and_reproduce_their_first_steps(model):
+    path = SHIPPED_DIR / f"{model}.safetensors"
+    meta = compact_metadata(path)
+    assert meta["model"] == model and meta["generator"] == "coop.pretrain" and meta["threads"] == "1"
+    clip = load_clip(model, "toyworld")
+    assert clip.pretrained == "toyworld"
+    ref = load_compact(path).state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in clip.model.state_dict().items())
+    assert not any(p.requires_grad for p in clip.model.parameters()) and not clip.model.training
+    # bit for bit: the first steps of the recorded config give the recorded weights' fingerprint
+    same, got, recorded = check_fingerprint(path, **QUIET)
+    assert same, (got, recorded)
+
+
+def test_a_compact_file_of_another_model_is_refused(tmp_path):
+    with pytest.raises(BackboneError, match="holds weights of 'toy-rn', not 'toy-vit'"):
+        load_clip("toy-vit", str(SHIPPED_DIR / "toy-rn.safetensors"))
+    with pytest.raises(BackboneError, match="No toyworld weights for 'RN50-quickgelu'.*toy-rn"):
+        load_clip("RN50-quickgelu", "toyworld")
+
+
+def test_cli_writes_a_checkpoint_with_its_config_and_checks_it(tmp_path, coop_bin):
     out = tmp_path / "ck.safetensors"
-    proc = subprocess.run([coop_bin, "--threads", "1", "pretrain", "--model", "toy-rn", "--steps", "2",
+    steps = FINGERPRINT_STEP + 1
+    proc = subprocess.run([coop_bin, "--threads", "1", "pretrain", "--model", "toy-rn", "--steps", str(steps),
                            "--batch-size", "4", "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "final loss" in proc.stdout and out.is_file()
-    from safetensors import safe_open
-
-    with safe_open(str(out), framework="pt") as f:
-        meta = f.metadata()
-    assert '"steps": 2' in meta["config"] and meta["generator"] == "coop.pretrain"
-    assert "logit_scale" in load_file(str(out))
+    meta = compact_metadata(out)
+    assert f'"steps": {steps}' in meta["config"] and meta["threads"] == "1"
+    check = subprocess.run([coop_bin, "pretrain", "--check", str(out)], capture_output=True, text=True)
+    assert check.returncode == 0 and "match" in check.stdout, check.stdout + check.stderr[-2000:]

@@ -102,6 +102,9 @@ TOY_DATASETS: dict[str, ToySpec] = {
         ToySpec("toy_textures", "ToyTextures", "{} texture.", TEXTURES, "textures", "texture"),
         ToySpec("toy_flowers", "ToyFlowers", "a photo of a {}, a type of flower.", FLOWERS,
                 "flowers", "flower"),
+        # drawings of the shapes as downstream tasks of their own; the generic prompt misses their style
+        ToySpec("toy_sketches", "ToySketches", "a photo of a {}.", SHAPES, "sketch", "shape"),
+        ToySpec("toy_icons", "ToyIcons", "a photo of a {}.", SHAPES, "cartoon", "shape"),
         ToySpec("toy_shapes_sketch", "ToyShapesSketch", "a photo of a {}.", SHAPES, "sketch",
                 "shape", source="toy_shapes"),
         ToySpec("toy_shapes_v2", "ToyShapesV2", "a photo of a {}.", SHAPES, "v2", "shape",

@@ -19,6 +19,9 @@ FUSE_SEEDS = config.get("fuse_seeds", True)  # one few-shot job per cell trains 
 PAPER_NAMES = config.get("paper_names", {})
 # Each coop command gets the protocol switches, so every result records the ones it ran under.
 PROTOCOL = shlex.join([a for k, v in config.get("protocol", {}).items() for a in ("--protocol", f"{k}={v}")])
+# The toy CLIPs' weights behind the "toyworld" tag: the shipped files, or pretrained in this run (pretrain.smk).
+PRETRAINING = config.get("pretraining", {})
+SHIPPED_WEIGHTS = os.path.join(os.path.dirname(coop.__file__), "models", "pretrained")
 RUNS_ROOT = "results/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}/seed{seed}"
 
 
@@ -132,11 +135,35 @@ def manifest(dataset, shots, seed):
     return f"results/fewshot/{dataset}/shots{shots}_seed{seed}.json"
 
 
+def pretrained_weights(model):
+    return f"results/pretrained/{model}.safetensors"
+
+
+def backbone_pretrained(backbone):
+    """What --pretrained gets: the backbone's tag or path; "toyworld" becomes this run's own pretrained file
+    when pretraining.source is "workflow"."""
+    b = config["backbones"][backbone]
+    if b["pretrained"] == "toyworld" and PRETRAINING.get("source", "shipped") == "workflow":
+        return pretrained_weights(b.get("model", backbone))
+    return str(b["pretrained"])
+
+
+def backbone_weights(wildcards):
+    """The local weights file a backbone loads, if any: an input, so that new weights rerun what used them."""
+    b = config["backbones"][wildcards.backbone]
+    pretrained = backbone_pretrained(wildcards.backbone)
+    if pretrained == "toyworld":
+        return os.path.join(SHIPPED_WEIGHTS, f"{b.get('model', wildcards.backbone)}.safetensors")
+    if os.path.dirname(pretrained) or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
+        return pretrained
+    return []
+
+
 def backbone_args(wildcards):
     b = config["backbones"][wildcards.backbone]
     return shlex.join([
         "--backbone", wildcards.backbone, "--model", b.get("model", wildcards.backbone),
-        "--pretrained", str(b["pretrained"]), "--init-seed", str(b.get("init_seed", 0)),
+        "--pretrained", backbone_pretrained(wildcards.backbone), "--init-seed", str(b.get("init_seed", 0)),
     ])
 
 
@@ -148,7 +175,8 @@ def run_inputs(wildcards):
     """What a job reads: the split, the test features, and for few-shot methods every seed's manifest (and
     the few-shot features)."""
     info = get_method(wildcards.method)
-    inputs = {"split": split_file(wildcards), "test": test_features(wildcards.dataset, wildcards.backbone)}
+    inputs = {"split": split_file(wildcards), "test": test_features(wildcards.dataset, wildcards.backbone),
+              "weights": backbone_weights(wildcards)}
     if info.few_shot:
         seeds = SEEDS if FUSE_SEEDS else [wildcards.seed]
         inputs["manifests"] = [manifest(wildcards.dataset, wildcards.shots, s) for s in seeds]

@@ -3,7 +3,8 @@
 
 rule test_features:
     input:
-        split_file,
+        split=split_file,
+        weights=backbone_weights,
     output:
         "results/features/{dataset}/{backbone}/test.safetensors",
     params:
@@ -34,6 +35,7 @@ rule fewshot_features:
     input:
         split=split_file,
         manifests=all_manifests,
+        weights=backbone_weights,
     output:
         "results/features/{dataset}/{backbone}/fewshot.safetensors",
     params:

@@ -1,0 +1,72 @@
+"""The built-in default reproduces the paper's findings in miniature (issue 5): the default workflow is run as a
+fresh clone would run it, and its results/tables/fewshot.csv is read as the paper's Fig. 3 reads."""
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT
+from workflow_util import snakemake
+
+CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+FEWSHOT = CONFIG["experiments"]["fewshot"]
+CLASSES = {"toy_shapes": 10, "toy_textures": 8, "toy_flowers": 8}
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """The default workflow (config/config.yaml, the shipped toy CLIPs) run whole in a scratch folder."""
+    work = tmp_path_factory.mktemp("default")
+    proc = snakemake(work, "--cores", "2", config=CONFIG, timeout=3600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work
+
+
+@pytest.fixture(scope="module")
+def fig3(default_run):
+    """acc_mean of the Fig. 3 cells: method -> shots -> {dataset: accuracy} (zero-shot methods at shots 0)."""
+    table = pd.read_csv(default_run / "results/tables/fewshot.csv")
+    cells = {}
+    for label, run in FEWSHOT["runs"].items():
+        method, variant = run.split("/")
+        rows = table[(table.method == method) & (table.variant == variant) & table.dataset.isin(FEWSHOT["datasets"])
+                     & (table.backbone == FEWSHOT["backbones"][0])]
+        for shots, group in rows.groupby("shots"):
+            cells.setdefault(label, {})[int(shots)] = dict(zip(group.dataset, group.acc_mean))
+    return cells
+
+
+def _average(cells: dict, label: str, shots: int) -> float:
+    accs = cells[label][shots]
+    assert set(accs) == set(FEWSHOT["datasets"]), f"{label} at {shots} shots misses datasets: {sorted(accs)}"
+    return sum(accs.values()) / len(accs)
+
+
+@pytest.mark.e2e
+@pytest.mark.findings
+def test_the_default_covers_three_toy_datasets_of_different_kinds():
+    assert set(FEWSHOT["datasets"]) == set(CLASSES)
+    assert all(CONFIG["backbones"][b]["pretrained"] == "toyworld" for b in CONFIG["backbones"])
+
+
+@pytest.mark.e2e
+@pytest.mark.findings
+def test_zero_shot_is_clearly_above_chance_on_every_toy_dataset(fig3):
+    for dataset, acc in fig3["zeroshot"][0].items():
+        chance = 100 / CLASSES[dataset]
+        assert acc >= 2 * chance and acc >= chance + 15, f"zero-shot on {dataset}: {acc:.1f}% (chance {chance:.1f}%)"
+
+
+@pytest.mark.e2e
+@pytest.mark.findings
+def test_coop_beats_zero_shot_on_average_from_two_shots_and_by_over_5_points_at_16(fig3):
+    zs = _average(fig3, "zeroshot", 0)
+    top = max(fig3["coop"])
+    assert _average(fig3, "coop", top) > zs + 5, (top, _average(fig3, "coop", top), zs)
+    assert _average(fig3, "coop", 2) > zs, (_average(fig3, "coop", 2), zs)
+
+
+@pytest.mark.e2e
+@pytest.mark.findings
+def test_the_linear_probe_needs_more_than_one_shot(fig3):
+    zs = _average(fig3, "zeroshot", 0)
+    assert _average(fig3, "linear_probe", 1) < zs, (_average(fig3, "linear_probe", 1), zs)
