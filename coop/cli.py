@@ -23,7 +23,7 @@ def cmd_run(a: argparse.Namespace) -> None:
     run_seeds(
         a.seed, dataset=a.dataset, method=a.method, shots=a.shots, backbone=a.backbone, model=a.model,
         pretrained=a.pretrained, variant=a.variant, params=parse_sets(a.set), data_root=a.data_root,
-        cache_dir=a.cache_dir, device=a.device, init_seed=a.init_seed, out=a.out,
+        cache_dir=a.cache_dir, device=a.device, init_seed=a.init_seed, out=a.out, fuse=not a.sequential,
     )
 
 
@@ -217,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True)
     p.add_argument("--shots", type=int, default=0)
     p.add_argument("--seed", type=int, nargs="+", default=[0],
-                   help="one or more seeds, run one after another in this process")
+                   help="one or more seeds, trained together in this process (CoOp: fused, one text-encoder "
+                        "pass for all seeds per step) or one after another")
+    p.add_argument("--sequential", action="store_true",
+                   help="train the seeds one after another, each alone, even where they could be fused")
     p.add_argument("--variant", default="default", help="name of this parameter set (recorded)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method parameter")
     p.add_argument("--data-root", default="data")

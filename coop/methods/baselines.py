@@ -7,7 +7,9 @@
 
 The zero-shot text features are those of the dataset's hand-crafted prompt (`ctx.spec.template`), L2-normalised
 (`zeroshot.class_text_features`, exactly what zero-shot CLIP uses). All three train with CoOp's optimiser,
-schedule, epochs and augmentation (`coop.train.fit`), and everything of CLIP not named above stays frozen.
+schedule, epochs and augmentation (`coop.train.fit`), and everything of CLIP not named above stays frozen. The
+two text heads, whose image encoder is frozen, read their augmented training views from the subset's view
+cache (coop.views, the same views as CoOp); `finetune_image` augments on the fly.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from coop.methods.registry import MethodError
 from coop.methods.zeroshot import class_text_features
 from coop.models.transforms import train_transform
 from coop.train import TrainConfig, fit, resolve_epochs
+from coop.views import ViewData
 
 # Pure fp16 (CoOp's official mode) is left out: these baselines have no official code to be faithful to, and
 # fine-tuning a whole encoder in pure fp16 without loss scaling is not a sound default.
@@ -214,14 +217,18 @@ def zeroshot_text(ctx: RunContext) -> torch.Tensor:
     return torch.from_numpy(class_text_features(ctx, [ctx.spec.template])).to(ctx.device)
 
 
-def _train(ctx: RunContext, cfg: _TrainedConfig, model: nn.Module, learned: nn.Module) -> dict:
+def _train(ctx: RunContext, cfg: _TrainedConfig, model: nn.Module, learned: nn.Module, views: bool = False) -> dict:
     """CoOp's training (fit) of `learned`, a part of `model`, on the few-shot train images with train
-    augmentation; returns the info fields."""
+    augmentation (with `views`: the subset's cached view features, `model` then takes features); returns the
+    info fields."""
     epochs = 0 if cfg.epochs == 0 else resolve_epochs(cfg.epochs, cfg.epoch_scale, ctx.shots, ctx.spec.name)
     train_cfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, precision=cfg.precision,
                             num_workers=cfg.num_workers)
     items = ctx.items("train")
-    data = ImageDataset(ctx.image_root, items, train_transform(ctx.clip.image_size), preload=len(items) <= 5000)
+    if views:
+        data = ViewData(ctx.train_views(epochs), [it.label for it in items])
+    else:
+        data = ImageDataset(ctx.image_root, items, train_transform(ctx.clip.image_size), preload=len(items) <= 5000)
     model.train()
     history = fit(model, list(learned.parameters()), data, train_cfg, ctx.device,
                   torch.Generator().manual_seed(ctx.seed), log=ctx.log, checkpoint=ctx.checkpointing(learned))
@@ -236,8 +243,8 @@ def _run_text_head(ctx: RunContext, cfg: _TrainedConfig, make_head: Callable[[in
     model = ctx.clip.model
     text = zeroshot_text(ctx)
     head = make_head(*text.shape).to(ctx.device)
-    classifier = TextHeadClassifier(model.visual, text, head, model.logit_scale)
-    info = _train(ctx, cfg, classifier, head)
+    classifier = TextHeadClassifier(nn.Identity(), text, head, model.logit_scale)  # takes cached view features
+    info = _train(ctx, cfg, classifier, head, views=True)
     with torch.no_grad():
         learned = classifier.text_features().float().cpu().numpy()
     logits = cosine_logits(ctx.test.features, learned, float(model.logit_scale.exp()))
