@@ -273,7 +273,8 @@ def _resume(ck: Checkpointing, cfg: TrainConfig, optimizer, scaler, generator: t
         return 0
     state = load_checkpoint(ck.path)
     if state["key"] != ck.key or state["epoch"] > cfg.epochs:
-        log(f"ignoring {ck.path}: it belongs to another run (config, seed or data changed); training from scratch")
+        if log:
+            log(f"ignoring {ck.path}: it belongs to another run (config, seed or data changed); training from scratch")
         return 0
     ck.module.load_state_dict(state["module"])
     optimizer.load_state_dict(state["optimizer"])
@@ -283,5 +284,6 @@ def _resume(ck: Checkpointing, cfg: TrainConfig, optimizer, scaler, generator: t
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     history.extend(state["history"])
-    log(f"resumed from {ck.path} at epoch {state['epoch']}/{cfg.epochs}")
+    if log:
+        log(f"resumed from {ck.path} at epoch {state['epoch']}/{cfg.epochs}")
     return int(state["epoch"])

@@ -14,11 +14,13 @@ def test_encode_texts_equals_open_clip(clip):
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("init", [None, "a photo of a"])
 @pytest.mark.parametrize("position", ["end", "middle", "front"])
 @pytest.mark.parametrize("csc", [False, True])
-def test_cut_sequence_is_exact(clip, position, csc):
+def test_cut_sequence_is_exact(clip, position, csc, init):
+    """Every CoOp variant: unified / class-specific x end / middle / front x random / word init."""
     torch.manual_seed(0)
-    learner = PromptLearner(clip.model, clip.tokenizer, NAMES, n_ctx=8, csc=csc, position=position)
+    learner = PromptLearner(clip.model, clip.tokenizer, NAMES, n_ctx=8, csc=csc, position=position, init=init)
     full = CoOpClassifier(clip.model, learner, cut_text=False).text_features()
     cut = CoOpClassifier(clip.model, learner, cut_text=True).text_features()
     torch.testing.assert_close(cut, full, atol=1e-5, rtol=1e-5)
