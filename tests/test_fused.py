@@ -94,7 +94,9 @@ def test_fused_seeds_resume_from_their_own_checkpoints(clip, tmp_path, one_threa
         assert torch.equal(c, rc)
 
 
-def test_coop_run_fuses_seeds_and_matches_sequential_runs(toy_root, tmp_path, one_thread):
+@pytest.mark.parametrize("method,artifact,key", [("coop", "prompt", "ctx"), ("text_bias", "text_bias", "bias"),
+                                                ("text_transform", "text_transform", "weight")])
+def test_coop_run_fuses_seeds_and_matches_sequential_runs(toy_root, tmp_path, one_thread, method, artifact, key):
     """`coop run --seed 1 2 3` (fused) writes, per seed, what `--sequential` (each seed alone) writes."""
     import json
 
@@ -102,15 +104,16 @@ def test_coop_run_fuses_seeds_and_matches_sequential_runs(toy_root, tmp_path, on
 
     from coop.experiment import run_seeds
 
-    kw = dict(dataset="toy_shapes", method="coop", shots=2, backbone="toy-rn", data_root=toy_root,
-              params={"epochs": 3, "n_ctx": 4}, log=lambda s: None)
+    params = {"epochs": 3, "n_ctx": 4} if method == "coop" else {"epochs": 3, "lr": 0.5}
+    kw = dict(dataset="toy_shapes", method=method, shots=2, backbone="toy-rn", data_root=toy_root,
+              params=params, log=lambda s: None)
     fused = run_seeds(list(SEEDS), str(tmp_path / "f/seed{seed}"), cache_dir=tmp_path / "c1", **kw)
     alone = run_seeds(list(SEEDS), str(tmp_path / "s/seed{seed}"), fuse=False, cache_dir=tmp_path / "c2", **kw)
     for seed, f, a in zip(SEEDS, fused, alone):
         assert f["fused_seeds"] == list(SEEDS) and "fused_seeds" not in a
-        for key in ("loss_history", "accuracy", "macro_f1", "manifest_hash"):
-            assert f[key] == a[key], key
-        ctx_f, ctx_a = (load_file(str(tmp_path / f"{d}/seed{seed}/prompt.safetensors"))["ctx"] for d in "fs")
+        for field in ("loss_history", "accuracy", "macro_f1", "manifest_hash"):
+            assert f[field] == a[field], field
+        ctx_f, ctx_a = (load_file(str(tmp_path / f"{d}/seed{seed}/{artifact}.safetensors"))[key] for d in "fs")
         assert torch.equal(ctx_f, ctx_a)
         assert json.loads((tmp_path / f"f/seed{seed}/metrics.json").read_text())["seed"] == seed
         assert not (tmp_path / f"f/seed{seed}/checkpoint.pt").exists()
