@@ -1,4 +1,4 @@
-"""`coop` command line: run | data | features | report | list."""
+"""`coop` command line: run | data | features | report | bench | list."""
 from __future__ import annotations
 
 import argparse
@@ -196,6 +196,12 @@ def cmd_report_fig3(a: argparse.Namespace) -> None:
     print(f"wrote {a.png}")
 
 
+def cmd_bench(a: argparse.Namespace) -> None:
+    from coop.bench import QUICK, BenchConfig, run_bench
+
+    run_bench(BenchConfig(**(QUICK if a.quick else {})), a.out)
+
+
 def cmd_list(a: argparse.Namespace) -> None:
     from coop.data.datasets import DATASETS
     from coop.methods.registry import METHODS
@@ -330,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png", required=True)
     p.add_argument("--pdf", default=None)
     p.set_defaults(func=cmd_report_figure)
+
+    p = sub.add_parser("bench", help="time our CoOp against the official formulation (CPU, random weights)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer repetitions; 1000 classes scaled from 100 (under two minutes on 2 cores)")
+    p.add_argument("--out", default="results/bench/bench.json", help="the JSON record to write")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("list", help="known datasets and methods")
     p.set_defaults(func=cmd_list)
