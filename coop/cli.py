@@ -197,8 +197,12 @@ def cmd_report_fig3(a: argparse.Namespace) -> None:
 
 
 def cmd_bench(a: argparse.Namespace) -> None:
+    import torch
+
     from coop.bench import QUICK, BenchConfig, run_bench
 
+    if not a.threads:  # one thread unless asked: stable timings on a shared machine
+        torch.set_num_threads(1)
     run_bench(BenchConfig(**(QUICK if a.quick else {})), a.out)
 
 

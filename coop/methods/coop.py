@@ -31,6 +31,7 @@ class CoOpConfig:
     batch_size: int = 32
     lr: float = 0.002
     cut_text: bool = True              # run the text encoder only up to the longest EOT (exact)
+    share_prefix: bool = True          # encode the positions all prompts share (SOS + unified context) once (exact)
     num_workers: int = 0
 
     def validate(self) -> None:
@@ -79,6 +80,14 @@ class PromptLearner(nn.Module):
         self.register_buffer("suffix", emb[:, 1 + n_ctx:], persistent=False)  # class, ".", EOT, padding
 
     @property
+    def shared_prefix(self) -> int:
+        """How many leading embeddings every class prompt shares: SOS and, for a unified context, the context
+        before the class name (all of it at the end position, the first half in the middle)."""
+        if self.csc or self.position == "front":
+            return 1
+        return 1 + (self.n_ctx if self.position == "end" else self.n_ctx // 2)
+
+    @property
     def eot(self) -> torch.Tensor:
         return self.tokens.argmax(dim=-1)  # EOT has the largest id; its position is the same for all layouts
 
@@ -111,15 +120,15 @@ class CoOpClassifier(nn.Module):
     `visual=nn.Identity()` takes image features (the view cache) instead of images."""
 
     def __init__(self, clip_model: nn.Module, learner: PromptLearner, cut_text: bool = True,
-                 visual: nn.Module | None = None):
+                 visual: nn.Module | None = None, share_prefix: bool = True):
         super().__init__()
         self.visual = clip_model.visual if visual is None else visual
         self.learner = learner
-        self.text_encoder = TextEncoder(clip_model, cut=cut_text)
+        self.text_encoder = TextEncoder(clip_model, cut=cut_text, share_prefix=share_prefix)
         self.logit_scale = clip_model.logit_scale
 
     def text_features(self) -> torch.Tensor:
-        return self.text_encoder(self.learner(), self.learner.eot)
+        return self.text_encoder(self.learner(), self.learner.eot, self.learner.shared_prefix)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -137,10 +146,11 @@ class FusedCoOp(nn.Module):
     """The prompt learners of several seeds (each its own context, stacked) over one frozen text encoder: one
     text-encoder pass over every active seed's prompts per step."""
 
-    def __init__(self, clip_model: nn.Module, learners: list[PromptLearner], cut_text: bool = True):
+    def __init__(self, clip_model: nn.Module, learners: list[PromptLearner], cut_text: bool = True,
+                 share_prefix: bool = True):
         super().__init__()
         self.learners = nn.ModuleList(learners)
-        self.text_encoder = TextEncoder(clip_model, cut=cut_text).eval()
+        self.text_encoder = TextEncoder(clip_model, cut=cut_text, share_prefix=share_prefix).eval()
         self.logit_scale = clip_model.logit_scale
 
     def text_features(self, seeds: list[int]) -> list[torch.Tensor]:
@@ -148,7 +158,8 @@ class FusedCoOp(nn.Module):
         learners = [self.learners[k] for k in seeds]
         prompts = torch.cat([lr() for lr in learners])
         eot = torch.cat([lr.eot for lr in learners])
-        return list(self.text_encoder(prompts, eot).split([len(lr.eot) for lr in learners]))
+        feats = self.text_encoder(prompts, eot, learners[0].shared_prefix, groups=len(learners))
+        return list(feats.split([len(lr.eot) for lr in learners]))
 
     def losses(self, seeds: list[int], feats: list[torch.Tensor], labels: list[torch.Tensor]) -> list[torch.Tensor]:
         """Each seed's mean cross-entropy on its batch of image features (`coop.train.fit_seeds`)."""
@@ -182,7 +193,7 @@ def run(ctx: RunContext, cfg: CoOpConfig) -> MethodResult:
     torch.manual_seed(ctx.seed)
     model = ctx.clip.model
     learner = _learner(ctx, cfg)
-    classifier = CoOpClassifier(model, learner, cfg.cut_text, visual=nn.Identity()).to(ctx.device)
+    classifier = CoOpClassifier(model, learner, cfg.cut_text, nn.Identity(), cfg.share_prefix).to(ctx.device)
     if cfg.precision == "fp16":
         classifier.half()
     train_cfg = _train_config(ctx, cfg)
@@ -205,7 +216,7 @@ def run_fused(ctxs: list[RunContext], cfg: CoOpConfig) -> list[MethodResult]:
     for c in ctxs:
         torch.manual_seed(c.seed)
         learners.append(_learner(c, cfg).to(c.device))
-    fused = FusedCoOp(model, learners, cfg.cut_text).to(ctxs[0].device)
+    fused = FusedCoOp(model, learners, cfg.cut_text, cfg.share_prefix).to(ctxs[0].device)
     if cfg.precision == "fp16":
         fused.half()
     train_cfg = _train_config(ctxs[0], cfg)
@@ -230,6 +241,7 @@ def classifier(ctx: RunContext, cfg: CoOpConfig, run_dir):
     learner = _learner(ctx, cfg)
     with torch.no_grad():
         learner.ctx.copy_(load_file(str(Path(run_dir) / "prompt.safetensors"))["ctx"])
-        text = CoOpClassifier(ctx.clip.model, learner, cfg.cut_text).text_features().float().cpu().numpy()
+        text = CoOpClassifier(ctx.clip.model, learner, cfg.cut_text, share_prefix=cfg.share_prefix)
+        text = text.text_features().float().cpu().numpy()
     scale = float(ctx.clip.model.logit_scale.exp())
     return lambda features: cosine_logits(features, text, scale)
