@@ -118,13 +118,13 @@ def _prepare(
         return Features(feats, _labels(items), [it.path for it in items], {**keys, "items_hash": items_hash(items)})
 
     def views(epochs: int):
-        from coop.views import train_views, view_keys
+        from coop.views import open_views, view_keys
 
         clip = load()
         items = manifest_items(manifest, "train")
         keys = view_keys(items, manifest["hash"], backbone, model, pretrained, clip.image_size)
-        return train_views(clip, items, image_root(data_root, spec), manifest["hash"], epochs, state["device"],
-                           views_path(cache_dir, dataset, backbone, shots, seed), keys, log)
+        return open_views(clip, items, image_root(data_root, spec), manifest["hash"], epochs,
+                          views_path(cache_dir, dataset, backbone, shots, seed), keys, state["device"], log)
 
     if "test" not in state:
         state["test"] = cached("test", split.test)

@@ -68,15 +68,16 @@ def view_keys(items: list[Item], subset: str, backbone: str, model: str, pretrai
             "model": model, "pretrained": pretrained, "transform": describe(train_transform(image_size))}
 
 
-def load_views(path: str | Path, keys: dict) -> tuple[torch.Tensor, int]:
-    """(features (E, N, D), E) of a matching view cache; a CacheError names what differs and the fix."""
+def check_views(path: str | Path, keys: dict) -> int:
+    """The number of epochs of a matching view cache (metadata and shape only, no features read); a CacheError
+    names what differs and the fix."""
     from safetensors import safe_open
 
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
-            feats = f.get_tensor("features")
+            shape = f.get_slice("features").get_shape()
     except Exception as e:  # safetensors raises several types for corrupt files
         raise CacheError(f"Unreadable view cache {path} ({_reason(path, e)}); caches are never unpickled. Delete "
                          "it and rerun: it is recomputed from the images.") from None
@@ -84,10 +85,18 @@ def load_views(path: str | Path, keys: dict) -> tuple[torch.Tensor, int]:
         if meta.get(key) != str(value):
             raise CacheError(f"View cache {path} has {key}={meta.get(key)!r}, expected {value!r}: it belongs to "
                              "another subset, backbone or transform. Delete it and rerun.")
-    if feats.dim() != 3 or int(meta.get("epochs", -1)) != feats.shape[0]:
-        raise CacheError(f"View cache {path} is inconsistent (shape {tuple(feats.shape)}, epochs "
+    if len(shape) != 3 or str(shape[0]) != meta.get("epochs"):
+        raise CacheError(f"View cache {path} is inconsistent (shape {tuple(shape)}, epochs "
                          f"{meta.get('epochs')!r}). Delete it and rerun.")
-    return feats, feats.shape[0]
+    return int(shape[0])
+
+
+def load_views(path: str | Path, keys: dict) -> tuple[torch.Tensor, int]:
+    """(features (E, N, D), E) of a matching view cache (`check_views`)."""
+    from safetensors.torch import load_file
+
+    epochs = check_views(path, keys)
+    return load_file(str(path))["features"], epochs
 
 
 def save_views(path: str | Path, feats: torch.Tensor, keys: dict) -> None:
@@ -96,6 +105,37 @@ def save_views(path: str | Path, feats: torch.Tensor, keys: dict) -> None:
     meta = {**{k: str(v) for k, v in keys.items()}, "epochs": str(feats.shape[0])}
     with atomic_path(path) as tmp:
         save_file({"features": feats.contiguous()}, str(tmp), metadata=meta)
+
+
+class EpochViews:
+    """The views of a cache file read one epoch at a time (`views[e]` -> (N, D)), so training holds one epoch of
+    features in memory, not all of them (ImageNet at 16 shots: 16,000 x 1024 floats per epoch)."""
+
+    def __init__(self, path: str | Path, epochs: int):
+        from safetensors import safe_open
+
+        self.path = Path(path)
+        with safe_open(str(self.path), framework="pt") as f:
+            shape = f.get_slice("features").get_shape()
+        self.shape = (epochs, *shape[1:])
+
+    def __getitem__(self, epoch: int) -> torch.Tensor:
+        from safetensors import safe_open
+
+        with safe_open(str(self.path), framework="pt") as f:
+            return f.get_slice("features")[epoch:epoch + 1][0]
+
+
+def open_views(clip, items: list[Item], image_root: str | Path, subset: str, epochs: int, path: str | Path,
+               keys: dict, device: str = "cpu", log=None) -> EpochViews | torch.Tensor:
+    """The views of `epochs` epochs from the cache at `path` (built or extended first when short), read lazily,
+    one epoch at a time."""
+    if epochs <= 0:
+        return train_views(clip, items, image_root, subset, epochs)
+    have = check_views(path, keys) if Path(path).exists() else 0
+    if have < epochs:
+        train_views(clip, items, image_root, subset, epochs, device, path, keys, log)
+    return EpochViews(path, epochs)
 
 
 def train_views(clip, items: list[Item], image_root: str | Path, subset: str, epochs: int, device: str = "cpu",
@@ -121,12 +161,13 @@ def train_views(clip, items: list[Item], image_root: str | Path, subset: str, ep
 
 class ViewData:
     """Training pairs read from the view cache: `set_epoch(e)` selects epoch e's views, `batch(idx)` gives
-    (features (B, D), labels (B,)). `fit` uses both instead of indexing images."""
+    (features (B, D), labels (B,)). `fit` uses both instead of indexing images. `feats`: an (E, N, D) tensor or
+    `EpochViews`."""
 
-    def __init__(self, feats: torch.Tensor, labels: list[int] | np.ndarray | torch.Tensor):
+    def __init__(self, feats: torch.Tensor | EpochViews, labels: list[int] | np.ndarray | torch.Tensor):
         self.feats = feats
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-        self.epoch = 0
+        self.epoch, self.current = None, None
 
     def __len__(self) -> int:
         return self.feats.shape[1]
@@ -134,10 +175,11 @@ class ViewData:
     def set_epoch(self, epoch: int) -> None:
         if epoch >= self.feats.shape[0]:
             raise ValueError(f"views cover {self.feats.shape[0]} epochs, epoch {epoch} asked")
-        self.epoch = epoch
+        if epoch != self.epoch:
+            self.epoch, self.current = epoch, self.feats[epoch]
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.feats[self.epoch, idx], self.labels[idx]
+        return self.current[idx], self.labels[idx]
 
     def __getitem__(self, i: int):
-        return self.feats[self.epoch, i], int(self.labels[i])
+        return self.current[i], int(self.labels[i])

@@ -76,3 +76,20 @@ def test_methods_on_one_subset_read_the_same_views(toy_root, tmp_path, monkeypat
     assert cache.read_bytes() == before
     run_experiment(method="text_transform", out=tmp_path / "tt", **{**kw, "params": {"epochs": 5}})
     assert seen["calls"] == [[0, 1, 2], [3, 4]]  # a longer schedule extends the cache
+
+
+def test_views_are_read_one_epoch_at_a_time(subset, clip, tmp_path):
+    from coop.views import EpochViews, ViewData, open_views
+
+    manifest, items, root = subset
+    path = tmp_path / "v.safetensors"
+    keys = view_keys(items, manifest["hash"], "toy-rn", "toy-rn", "random", clip.image_size)
+    lazy = open_views(clip, items, root, manifest["hash"], 3, path, keys)
+    assert isinstance(lazy, EpochViews) and lazy.shape[:2] == (3, len(items))
+    full = train_views(clip, items, root, manifest["hash"], 3, path=path, keys=keys)
+    data = ViewData(lazy, [it.label for it in items])
+    for e in range(3):
+        data.set_epoch(e)
+        assert torch.equal(data.batch(torch.tensor([2, 0]))[0], full[e, [2, 0]])
+    with pytest.raises(ValueError, match="3 epochs"):
+        data.set_epoch(3)

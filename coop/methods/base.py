@@ -27,7 +27,7 @@ class RunContext:
     split: Split | None = None  # the whole dataset split (for methods that sample on their own)
     checkpoint: Path | None = None  # where training checkpoints go (None: no checkpoints)
     run_key: str = ""               # identity of the run, stamped into its checkpoints
-    load_views: Callable[[int], Any] | None = None  # epochs -> (E, N, D) view features (the cache); None: computed
+    load_views: Callable[[int], Any] | None = None  # epochs -> views (E, N, D) from the cache; None: computed
     _clip: Any = field(default=None, repr=False)
     _fewshot: Features | None = field(default=None, repr=False)
 
