@@ -109,21 +109,19 @@ def save_views(path: str | Path, feats: torch.Tensor, keys: dict) -> None:
 
 class EpochViews:
     """The views of a cache file read one epoch at a time (`views[e]` -> (N, D)), so training holds one epoch of
-    features in memory, not all of them (ImageNet at 16 shots: 16,000 x 1024 floats per epoch)."""
+    features in memory, not all of them (ImageNet at 16 shots: 16,000 x 1024 floats per epoch). The file stays
+    open (memory-mapped), so another job replacing it meanwhile does not change what this one reads."""
 
     def __init__(self, path: str | Path, epochs: int):
         from safetensors import safe_open
 
         self.path = Path(path)
-        with safe_open(str(self.path), framework="pt") as f:
-            shape = f.get_slice("features").get_shape()
+        self._file = safe_open(str(self.path), framework="pt")
+        shape = self._file.get_slice("features").get_shape()
         self.shape = (epochs, *shape[1:])
 
     def __getitem__(self, epoch: int) -> torch.Tensor:
-        from safetensors import safe_open
-
-        with safe_open(str(self.path), framework="pt") as f:
-            return f.get_slice("features")[epoch:epoch + 1][0]
+        return self._file.get_slice("features")[epoch:epoch + 1][0]
 
 
 def open_views(clip, items: list[Item], image_root: str | Path, subset: str, epochs: int, path: str | Path,
@@ -154,7 +152,8 @@ def train_views(clip, items: list[Item], image_root: str | Path, subset: str, ep
         log(f"encoding {len(items)} x {epochs - have} augmented views" + (f" into {path}" if path else ""))
     new = encode_views(clip, images, subset, range(have, epochs), device)
     feats = new if cached is None else torch.cat([cached, new])
-    if path is not None:
+    # Another job on the same subset may have written a longer cache meanwhile: keep that one.
+    if path is not None and not (Path(path).exists() and check_views(path, keys or {}) >= epochs):
         save_views(path, feats, keys or {})
     return feats
 
