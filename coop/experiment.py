@@ -19,7 +19,7 @@ from coop.data.fewshot import items_hash, make_manifest, manifest_items, read_ma
 from coop.features import Features, load_features, save_features
 from coop.io import atomic_path, remove_stale_temps, write_json
 from coop.methods.base import RunContext
-from coop.methods.registry import MethodError, create_method, get_method, method_config_class
+from coop.methods.registry import MethodError, create_method, fused_method, get_method, method_config_class
 from coop import protocol
 from coop.provenance import default_device, device_name, git_commit, peak_memory_mb, versions
 
@@ -30,6 +30,11 @@ def manifest_path(cache_dir: str | Path, dataset: str, shots: int, seed: int) ->
 
 def features_path(cache_dir: str | Path, dataset: str, backbone: str, part: str) -> Path:
     return Path(cache_dir) / "features" / dataset / backbone / f"{part}.safetensors"
+
+
+def views_path(cache_dir: str | Path, dataset: str, backbone: str, shots: int, seed: int) -> Path:
+    """The augmented-view cache of a few-shot subset (coop.views), beside the backbone's feature caches."""
+    return Path(cache_dir) / "features" / dataset / backbone / "views" / f"shots{shots}_seed{seed}.safetensors"
 
 
 def cache_keys(dataset: str, backbone: str, model: str, pretrained: str, part: str) -> dict[str, str]:
@@ -46,16 +51,33 @@ def compute_features(clip, dataset: str, items, data_root: str | Path, device: s
     return extract_features(clip, items, image_root(data_root, get_dataset(dataset)), device=device).numpy()
 
 
-def run_experiment(
-    *, dataset: str, method: str, shots: int, seed: int, backbone: str, out: str | Path,
+@dataclasses.dataclass
+class _Run:
+    """A prepared run: its method's context and config, and what its metrics.json records."""
+    ctx: RunContext
+    cfg: Any
+    out: Path
+    config: dict[str, Any]
+    manifest: dict | None
+    state: dict[str, Any]
+    start: float
+
+
+def run_experiment(*, method: str, state: dict[str, Any] | None = None, keep_checkpoint: bool = False,
+                   **kw: Any) -> dict[str, Any]:
+    """One run (the arguments of `_prepare`). `state` carries what every seed of a cell shares (CLIP, the split,
+    the test features) between calls, so several seeds in one process read and load them once. Training
+    continues from the run's checkpoint when one is there; it is deleted at the end unless `keep_checkpoint`."""
+    run = _prepare(method=method, state=state if state is not None else {}, **kw)
+    return _finish(run, create_method(method)(run.ctx, run.cfg), keep_checkpoint)
+
+
+def _prepare(
+    *, dataset: str, method: str, shots: int, seed: int, backbone: str, out: str | Path, state: dict[str, Any],
     model: str | None = None, pretrained: str = "random", variant: str = "default",
     params: dict[str, Any] | None = None, data_root: str | Path = "data", cache_dir: str | Path = "results",
     device: str | None = None, init_seed: int = 0, log: Callable[[str], None] = print,
-    state: dict[str, Any] | None = None, keep_checkpoint: bool = False,
-) -> dict[str, Any]:
-    """One run. `state` carries what every seed of a cell shares (CLIP, the split, the test features) between
-    calls, so several seeds in one process read and load them once. Training continues from the run's
-    checkpoint when one is there; it is deleted at the end unless `keep_checkpoint`."""
+) -> _Run:
     start = time.time()
     spec = get_dataset(dataset)
     info = get_method(method)
@@ -65,7 +87,6 @@ def run_experiment(
         raise MethodError(f"{method} trains on few-shot data: give --shots >= 1.")
     if not info.few_shot and (shots, seed) != (0, 0):
         raise MethodError(f"{method} uses no training data: run it with --shots 0 --seed 0.")
-    state = state if state is not None else {}
     state.setdefault("device", device)
     if "split" not in state:
         state["split"] = read_split(data_root, spec)
@@ -96,6 +117,15 @@ def run_experiment(
             save_features(path, feats, items, keys)
         return Features(feats, _labels(items), [it.path for it in items], {**keys, "items_hash": items_hash(items)})
 
+    def views(epochs: int):
+        from coop.views import open_views, view_keys
+
+        clip = load()
+        items = manifest_items(manifest, "train")
+        keys = view_keys(items, manifest["hash"], backbone, model, pretrained, clip.image_size)
+        return open_views(clip, items, image_root(data_root, spec), manifest["hash"], epochs,
+                          views_path(cache_dir, dataset, backbone, shots, seed), keys, state["device"], log)
+
     if "test" not in state:
         state["test"] = cached("test", split.test)
     test = state["test"]
@@ -113,12 +143,19 @@ def run_experiment(
         spec=spec, classnames=split.classnames, image_root=image_root(data_root, spec), shots=shots, seed=seed,
         manifest=manifest, test=test, load_clip=load, load_fewshot=lambda: cached("fewshot", pool), log=log,
         split=split, checkpoint=checkpoint_path(out), run_key=_digest(identity),
+        load_views=views if manifest else None,
     )
     log(f"{method}/{variant} on {dataset} with {backbone} ({pretrained}), shots={shots} seed={seed}")
-    result = create_method(method)(ctx, cfg)
+    return _Run(ctx, cfg, out, config, manifest, state, start)
 
+
+def _finish(run: _Run, result, keep_checkpoint: bool) -> dict[str, Any]:
+    """Evaluate `result` on the test labels, write the artifacts and metrics.json (last) of `run`."""
     from coop.evaluate import classification_metrics
 
+    c, ctx, state, out = run.config, run.ctx, run.state, run.out
+    dataset, backbone, method, variant = c["dataset"], c["backbone"], c["method"], c["variant"]
+    shots, seed, cfg, manifest, test = c["shots"], c["seed"], run.cfg, run.manifest, ctx.test
     metrics = classification_metrics(result.logits, test.labels)
     out.mkdir(parents=True, exist_ok=True)
     for name, tensors in result.artifacts.items():
@@ -128,21 +165,25 @@ def run_experiment(
             save_file(tensors, str(tmp), metadata={"dataset": dataset, "backbone": backbone, "method": method,
                                                     "variant": variant, "shots": str(shots), "seed": str(seed)})
     record = {
-        "dataset": dataset, "backbone": backbone, "model": model, "pretrained": pretrained, "init_seed": init_seed,
-        "method": method, "variant": variant, "shots": shots, "seed": seed,
-        **metrics, "n_classes": len(split.classnames),
+        "dataset": dataset, "backbone": backbone, "model": c["model"], "pretrained": c["pretrained"],
+        "init_seed": c["init_seed"], "method": method, "variant": variant, "shots": shots, "seed": seed,
+        **metrics, "n_classes": len(ctx.classnames),
         "params": dataclasses.asdict(cfg), **result.info,
         "manifest_hash": manifest["hash"] if manifest else None,
         "test_items_hash": test.meta.get("items_hash"),
         "protocol": protocol.as_dict(), "precision": getattr(cfg, "precision", "fp32"),
         "device": state["device"] or "cpu", "device_name": device_name(state["device"] or "cpu"),
-        "versions": versions(), "git_commit": git_commit(), "config": config, "command": _command(),
-        "wall_seconds": round(time.time() - start, 3), "peak_memory": peak_memory_mb(),
+        "versions": versions(), "git_commit": git_commit(), "config": c, "command": _command(),
+        "wall_seconds": round(time.time() - run.start, 3), "peak_memory": peak_memory_mb(),
     }
+    if hasattr(cfg, "precision") and "coop.train" in sys.modules:  # what amp meant on this device
+        record["precision_effective"] = sys.modules["coop.train"].effective_precision(cfg.precision,
+                                                                                      record["device"])
     write_json(out / "metrics.json", record)  # written last: its presence means the run is complete
     if not keep_checkpoint:
         checkpoint_path(out).unlink(missing_ok=True)
-    log(f"accuracy {metrics['accuracy']:.2f}%  macro F1 {metrics['macro_f1']:.2f}%  ({record['wall_seconds']:.1f} s)")
+    ctx.log(f"accuracy {metrics['accuracy']:.2f}%  macro F1 {metrics['macro_f1']:.2f}%  "
+            f"({record['wall_seconds']:.1f} s)")
     return record
 
 
@@ -166,17 +207,29 @@ def _labels(items):
     return np.array([it.label for it in items], dtype=np.int64)
 
 
-def run_seeds(seeds: list[int], out: str, **kw: Any) -> list[dict[str, Any]]:
-    """The same run for several seeds, one after another in this process (CLIP is loaded once).
+def run_seeds(seeds: list[int], out: str, fuse: bool = True, **kw: Any) -> list[dict[str, Any]]:
+    """The same run for several seeds in this process (CLIP is loaded once). A method with a fused trainer
+    (CoOp) trains them together (`fuse`, the default: one text-encoder pass for all seeds per step, each seed
+    ending where it would alone); otherwise, or with `fuse=False`, they run one after another.
 
     `out` holds "{seed}" where the seed goes in the output folder, unless there is a single seed.
     """
     if len(seeds) > 1 and "{seed}" not in out:
         raise MethodError(f"--out must contain {{seed}} when several seeds run together, got {out!r}")
+    if len(set(seeds)) != len(seeds):
+        raise MethodError(f"--seed lists a seed twice ({seeds}); give each seed once.")
     state: dict[str, Any] = {}
     outs = [out.replace("{seed}", str(s)) for s in seeds]
-    records = [run_experiment(seed=s, out=o, state=state, keep_checkpoint=True, **kw)
-               for s, o in zip(seeds, outs)]
+    fused = fused_method(kw["method"]) if fuse and len(seeds) > 1 else None
+    if fused:
+        runs = [_prepare(seed=s, out=o, state=state, **kw) for s, o in zip(seeds, outs)]
+        results = fused([r.ctx for r in runs], runs[0].cfg)
+        for res in results:
+            res.info["fused_seeds"] = list(seeds)
+        records = [_finish(r, res, keep_checkpoint=True) for r, res in zip(runs, results)]
+    else:
+        records = [run_experiment(seed=s, out=o, state=state, keep_checkpoint=True, **kw)
+                   for s, o in zip(seeds, outs)]
     # Only now: a job killed after its first seeds reruns them from their final checkpoints, not from scratch.
     for o in outs:
         checkpoint_path(o).unlink(missing_ok=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +37,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: int = 1
     warmup_lr: float = 1e-5
-    precision: str = "fp32"     # fp32 | amp (bf16 on CPU, fp16 + loss scaling on CUDA) | fp16 (pure, official)
+    precision: str = "fp32"     # fp32 | amp (bf16 autocast where supported, else fp16 + loss scaling) | fp16 (pure)
     num_workers: int = 0
 
 
@@ -103,13 +103,39 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
     return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
 
 
+def autocast_dtype(device_type: str) -> torch.dtype:
+    """The autocast dtype of precision=amp: bf16 on the CPU and on GPUs that support it, else fp16 (which then
+    needs loss scaling)."""
+    if device_type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def effective_precision(precision: str, device: str | torch.device) -> str:
+    """What `precision` means on `device`, for metrics.json: fp32, amp-bf16, amp-fp16 or fp16."""
+    if precision != "amp":
+        return precision
+    return "amp-bf16" if autocast_dtype(torch.device(device).type) == torch.bfloat16 else "amp-fp16"
+
+
+def _get_batch(dataset, idx: torch.Tensor, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, labels) of the rows `idx`: one gather for cached views (`dataset.batch`), else item by item."""
+    if hasattr(dataset, "batch"):
+        x, y = dataset.batch(idx)
+        return x.to(device, dtype), y.to(device)
+    samples = [dataset[int(i)] for i in idx]
+    x = torch.stack([s[0] for s in samples]).to(device, dtype)
+    return x, torch.tensor([s[1] for s in samples], device=device)
+
+
 def fit(model: nn.Module, params: list[nn.Parameter], dataset: torch.utils.data.Dataset, cfg: TrainConfig,
         device: str | torch.device = "cpu", generator: torch.Generator | None = None,
         log=print, checkpoint: Checkpointing | None = None) -> list[float]:
     """Train `params` of `model` (model(images) -> logits) with cross-entropy; return the mean loss per epoch.
 
     `dataset` yields (image tensor, label); its random augmentation draws from torch's global RNG, so seed
-    that (and `generator`, which orders the batches) for a reproducible run. With `checkpoint`, the state is
+    that (and `generator`, which orders the batches) for a reproducible run. A dataset with `set_epoch` (the
+    view cache, coop.views.ViewData) is told the epoch before each one, and one with `batch` gives whole batches. With `checkpoint`, the state is
     saved every few epochs and after the last one, and a matching checkpoint found at the start is continued.
     """
     if cfg.precision not in PRECISIONS:
@@ -118,7 +144,7 @@ def fit(model: nn.Module, params: list[nn.Parameter], dataset: torch.utils.data.
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     device_type = torch.device(device).type
     use_amp = cfg.precision == "amp"
-    amp_dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
+    amp_dtype = autocast_dtype(device_type)
     scaler = torch.amp.GradScaler(device_type, enabled=use_amp and amp_dtype == torch.float16)
     input_dtype = torch.float16 if cfg.precision == "fp16" else torch.float32
     history: list[float] = []
@@ -127,18 +153,14 @@ def fit(model: nn.Module, params: list[nn.Parameter], dataset: torch.utils.data.
     for epoch in range(start, cfg.epochs):
         for group in optimizer.param_groups:
             group["lr"] = lr_at_epoch(epoch, cfg)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
         total, count = 0.0, 0
         for idx in _batches(len(dataset), cfg.batch_size, generator):
-            samples = [dataset[int(i)] for i in idx]
-            x = torch.stack([s[0] for s in samples]).to(device, input_dtype)
-            y = torch.tensor([s[1] for s in samples], device=device)
+            x, y = _get_batch(dataset, idx, device, input_dtype)
             with torch.autocast(device_type, dtype=amp_dtype, enabled=use_amp):
                 loss = F.cross_entropy(model(x).float(), y)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"Loss is {loss.item()} at epoch {epoch} (precision={cfg.precision}). Pure fp16 overflowed or "
-                    "the learning rate is too high: use precision=amp or fp32, or lower lr."
-                )
+            _check_finite(loss, epoch, cfg)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -146,11 +168,89 @@ def fit(model: nn.Module, params: list[nn.Parameter], dataset: torch.utils.data.
             total += loss.item() * len(idx)
             count += len(idx)
         history.append(total / max(count, 1))
-        if log and (epoch == 0 or (epoch + 1) % max(1, cfg.epochs // 10) == 0 or epoch + 1 == cfg.epochs):
-            log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr_at_epoch(epoch, cfg):.2e} loss {history[-1]:.4f}")
-        if checkpoint and ((epoch + 1) % every == 0 or epoch + 1 == cfg.epochs):
-            save_checkpoint(checkpoint.path, _state(checkpoint, epoch + 1, optimizer, scaler, generator, history))
+        _end_epoch(epoch, cfg, history, log, checkpoint, every, optimizer, scaler, generator)
     return history
+
+
+def _check_finite(loss: torch.Tensor, epoch: int, cfg: TrainConfig) -> None:
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(
+            f"Loss is {loss.item()} at epoch {epoch} (precision={cfg.precision}). Pure fp16 overflowed or "
+            "the learning rate is too high: use precision=amp or fp32, or lower lr."
+        )
+
+
+def _end_epoch(epoch: int, cfg: TrainConfig, history: list[float], log, checkpoint: Checkpointing | None,
+               every: int, optimizer, scaler, generator: torch.Generator) -> None:
+    """Log the epoch's loss now and then; checkpoint every `every` epochs and after the last."""
+    if log and (epoch == 0 or (epoch + 1) % max(1, cfg.epochs // 10) == 0 or epoch + 1 == cfg.epochs):
+        log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr_at_epoch(epoch, cfg):.2e} loss {history[-1]:.4f}")
+    if checkpoint and ((epoch + 1) % every == 0 or epoch + 1 == cfg.epochs):
+        save_checkpoint(checkpoint.path, _state(checkpoint, epoch + 1, optimizer, scaler, generator, history))
+
+
+@dataclass
+class SeedTraining:
+    """One seed of a fused training (`fit_seeds`): its parameters, data, batch order and checkpoint."""
+    params: list[nn.Parameter]
+    dataset: Any                   # with set_epoch / batch, e.g. coop.views.ViewData
+    generator: torch.Generator     # orders this seed's batches, as `fit`'s generator
+    checkpoint: Checkpointing | None = None
+    log: Any = print
+
+
+def fit_seeds(losses: Callable[[list[int], list[torch.Tensor], list[torch.Tensor]], list[torch.Tensor]],
+              seeds: list[SeedTraining], cfg: TrainConfig, device: str | torch.device = "cpu") -> list[list[float]]:
+    """Train several seeds in one loop: at each step, `losses(active, xs, ys)` returns the mean cross-entropy
+    of each active seed on its own batch, computed together (e.g. one text-encoder pass over every seed's
+    prompts). Their SUM is backpropagated; a seed's parameters appear only in its own loss, so each seed gets
+    exactly its own gradient, and its own optimizer (SGD momentum and weight decay are per element), schedule,
+    batch order and checkpoint: each seed follows `fit` of that seed alone. A seed with fewer batches in an
+    epoch, or resumed from a later checkpoint, sits out the steps it does not have. Returns the histories."""
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
+    device_type = torch.device(device).type
+    use_amp = cfg.precision == "amp"
+    amp_dtype = autocast_dtype(device_type)
+    input_dtype = torch.float16 if cfg.precision == "fp16" else torch.float32
+    optimizers = [torch.optim.SGD(s.params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+                  for s in seeds]
+    # One scaler for the summed loss (fp16 autocast only); a seed's overflow then skips every seed's step.
+    scaler = torch.amp.GradScaler(device_type, enabled=use_amp and amp_dtype == torch.float16)
+    histories: list[list[float]] = [[] for _ in seeds]
+    starts = [_resume(s.checkpoint, cfg, opt, scaler, s.generator, h, s.log) if s.checkpoint else 0
+              for s, opt, h in zip(seeds, optimizers, histories)]
+    every = [(s.checkpoint.every or max(1, cfg.epochs // 10)) if s.checkpoint else 0 for s in seeds]
+    for epoch in range(min(starts, default=cfg.epochs), cfg.epochs):
+        active = [k for k in range(len(seeds)) if starts[k] <= epoch]
+        orders = {}
+        for k in active:
+            for group in optimizers[k].param_groups:
+                group["lr"] = lr_at_epoch(epoch, cfg)
+            seeds[k].dataset.set_epoch(epoch)
+            orders[k] = _batches(len(seeds[k].dataset), cfg.batch_size, seeds[k].generator)
+        totals, counts = dict.fromkeys(active, 0.0), dict.fromkeys(active, 0)
+        for step in range(max((len(o) for o in orders.values()), default=0)):
+            now = [k for k in active if step < len(orders[k])]
+            batches = [_get_batch(seeds[k].dataset, orders[k][step], device, input_dtype) for k in now]
+            with torch.autocast(device_type, dtype=amp_dtype, enabled=use_amp):
+                step_losses = losses(now, [b[0] for b in batches], [b[1] for b in batches])
+            for loss in step_losses:
+                _check_finite(loss, epoch, cfg)
+            for k in now:
+                optimizers[k].zero_grad(set_to_none=True)
+            scaler.scale(torch.stack(step_losses).sum()).backward()
+            for k in now:
+                scaler.step(optimizers[k])
+            scaler.update()
+            for k, loss, b in zip(now, step_losses, batches):
+                totals[k] += loss.item() * len(b[1])
+                counts[k] += len(b[1])
+        for k in active:
+            histories[k].append(totals[k] / max(counts[k], 1))
+            _end_epoch(epoch, cfg, histories[k], seeds[k].log, seeds[k].checkpoint, every[k], optimizers[k],
+                       scaler, seeds[k].generator)
+    return histories
 
 
 def _state(ck: Checkpointing, epoch: int, optimizer, scaler, generator: torch.Generator,
@@ -173,7 +273,8 @@ def _resume(ck: Checkpointing, cfg: TrainConfig, optimizer, scaler, generator: t
         return 0
     state = load_checkpoint(ck.path)
     if state["key"] != ck.key or state["epoch"] > cfg.epochs:
-        log(f"ignoring {ck.path}: it belongs to another run (config, seed or data changed); training from scratch")
+        if log:
+            log(f"ignoring {ck.path}: it belongs to another run (config, seed or data changed); training from scratch")
         return 0
     ck.module.load_state_dict(state["module"])
     optimizer.load_state_dict(state["optimizer"])
@@ -183,5 +284,6 @@ def _resume(ck: Checkpointing, cfg: TrainConfig, optimizer, scaler, generator: t
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     history.extend(state["history"])
-    log(f"resumed from {ck.path} at epoch {state['epoch']}/{cfg.epochs}")
+    if log:
+        log(f"resumed from {ck.path} at epoch {state['epoch']}/{cfg.epochs}")
     return int(state["epoch"])

@@ -125,3 +125,29 @@ def test_coop_training_learns(clip, csc):
     # a shared context must separate classes through their names alone, so it learns more slowly
     assert hist[-1] < hist[0] * (0.5 if csc else 0.7)
     assert accuracy() == 1.0 and before < 1.0
+
+
+def test_evaluation_reads_cached_test_features_and_encodes_the_classes_once(toy_root, tmp_path, monkeypatch):
+    """Training reads the view cache and evaluation the test-feature cache: once both exist, a CoOp run never
+    runs the image encoder, and it runs the text encoder once per training step plus once for evaluation."""
+    from coop.experiment import run_experiment
+    from coop.models.text import TextEncoder
+
+    kw = dict(dataset="toy_shapes", method="coop", shots=2, seed=1, backbone="toy-rn", data_root=toy_root,
+              cache_dir=tmp_path, params={"epochs": 3, "n_ctx": 4}, log=lambda s: None)
+    first = run_experiment(out=tmp_path / "a", **kw)  # builds the caches
+    calls = {"text": 0, "image": 0}
+    real = TextEncoder.forward
+
+    def text_forward(self, *a):
+        calls["text"] += 1
+        return real(self, *a)
+
+    monkeypatch.setattr(TextEncoder, "forward", text_forward)
+    import open_clip
+
+    monkeypatch.setattr(open_clip.CLIP, "encode_image", lambda *a, **k: calls.__setitem__("image", 1))
+    second = run_experiment(out=tmp_path / "b", **kw)
+    steps = 3  # 10 classes x 2 shots = 20 images: one (partial) batch of 32 per epoch
+    assert calls == {"text": steps + 1, "image": 0}
+    assert second["accuracy"] == first["accuracy"] and second["loss_history"] == first["loss_history"]

@@ -27,6 +27,7 @@ class RunContext:
     split: Split | None = None  # the whole dataset split (for methods that sample on their own)
     checkpoint: Path | None = None  # where training checkpoints go (None: no checkpoints)
     run_key: str = ""               # identity of the run, stamped into its checkpoints
+    load_views: Callable[[int], Any] | None = None  # epochs -> views (E, N, D) from the cache; None: computed
     _clip: Any = field(default=None, repr=False)
     _fewshot: Features | None = field(default=None, repr=False)
 
@@ -54,6 +55,16 @@ class RunContext:
         from coop.train import Checkpointing
 
         return Checkpointing(self.checkpoint, module, self.run_key)
+
+    def train_views(self, epochs: int):
+        """Training-augmented features of the few-shot train images, one view per image per epoch (coop.views):
+        from the run's view cache when there is one, else computed here and not kept."""
+        if self.load_views is not None:
+            return self.load_views(epochs)
+        from coop.views import train_views
+
+        return train_views(self.clip, self.items("train"), self.image_root, self.manifest["hash"], epochs,
+                           self.device)
 
     def items(self, part: str) -> list[Item]:
         if self.manifest is None:

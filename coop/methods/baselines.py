@@ -7,7 +7,9 @@
 
 The zero-shot text features are those of the dataset's hand-crafted prompt (`ctx.spec.template`), L2-normalised
 (`zeroshot.class_text_features`, exactly what zero-shot CLIP uses). All three train with CoOp's optimiser,
-schedule, epochs and augmentation (`coop.train.fit`), and everything of CLIP not named above stays frozen.
+schedule, epochs and augmentation (`coop.train.fit`), and everything of CLIP not named above stays frozen. The
+two text heads, whose image encoder is frozen, read their augmented training views from the subset's view
+cache (coop.views, the same views as CoOp); `finetune_image` augments on the fly.
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ from coop.methods.base import MethodResult, RunContext
 from coop.methods.registry import MethodError
 from coop.methods.zeroshot import class_text_features
 from coop.models.transforms import train_transform
-from coop.train import TrainConfig, fit, resolve_epochs
+from coop.train import SeedTraining, TrainConfig, fit, fit_seeds, resolve_epochs
+from coop.views import ViewData
 
 # Pure fp16 (CoOp's official mode) is left out: these baselines have no official code to be faithful to, and
 # fine-tuning a whole encoder in pure fp16 without loss scaling is not a sound default.
@@ -214,20 +217,33 @@ def zeroshot_text(ctx: RunContext) -> torch.Tensor:
     return torch.from_numpy(class_text_features(ctx, [ctx.spec.template])).to(ctx.device)
 
 
-def _train(ctx: RunContext, cfg: _TrainedConfig, model: nn.Module, learned: nn.Module) -> dict:
-    """CoOp's training (fit) of `learned`, a part of `model`, on the few-shot train images with train
-    augmentation; returns the info fields."""
+def _train_config(ctx: RunContext, cfg: _TrainedConfig) -> TrainConfig:
     epochs = 0 if cfg.epochs == 0 else resolve_epochs(cfg.epochs, cfg.epoch_scale, ctx.shots, ctx.spec.name)
-    train_cfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, precision=cfg.precision,
-                            num_workers=cfg.num_workers)
+    return TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, precision=cfg.precision,
+                       num_workers=cfg.num_workers)
+
+
+def _info(epochs: int, history: list[float]) -> dict:
+    return {"epochs": epochs, "final_loss": history[-1] if history else None,
+            "loss_history": [round(h, 5) for h in history]}
+
+
+def _train(ctx: RunContext, cfg: _TrainedConfig, model: nn.Module, learned: nn.Module, views: bool = False) -> dict:
+    """CoOp's training (fit) of `learned`, a part of `model`, on the few-shot train images with train
+    augmentation (with `views`: the subset's cached view features, `model` then takes features); returns the
+    info fields."""
+    train_cfg = _train_config(ctx, cfg)
+    epochs = train_cfg.epochs
     items = ctx.items("train")
-    data = ImageDataset(ctx.image_root, items, train_transform(ctx.clip.image_size), preload=len(items) <= 5000)
+    if views:
+        data = ViewData(ctx.train_views(epochs), [it.label for it in items])
+    else:
+        data = ImageDataset(ctx.image_root, items, train_transform(ctx.clip.image_size), preload=len(items) <= 5000)
     model.train()
     history = fit(model, list(learned.parameters()), data, train_cfg, ctx.device,
                   torch.Generator().manual_seed(ctx.seed), log=ctx.log, checkpoint=ctx.checkpointing(learned))
     model.eval()
-    return {"epochs": epochs, "final_loss": history[-1] if history else None,
-            "loss_history": [round(h, 5) for h in history]}
+    return _info(epochs, history)
 
 
 def _run_text_head(ctx: RunContext, cfg: _TrainedConfig, make_head: Callable[[int, int], nn.Module]) -> MethodResult:
@@ -236,25 +252,71 @@ def _run_text_head(ctx: RunContext, cfg: _TrainedConfig, make_head: Callable[[in
     model = ctx.clip.model
     text = zeroshot_text(ctx)
     head = make_head(*text.shape).to(ctx.device)
-    classifier = TextHeadClassifier(model.visual, text, head, model.logit_scale)
-    info = _train(ctx, cfg, classifier, head)
+    classifier = TextHeadClassifier(nn.Identity(), text, head, model.logit_scale)  # takes cached view features
+    info = _train(ctx, cfg, classifier, head, views=True)
     with torch.no_grad():
         learned = classifier.text_features().float().cpu().numpy()
     logits = cosine_logits(ctx.test.features, learned, float(model.logit_scale.exp()))
     return MethodResult(logits, info=info, artifacts={head.artifact: head.tensors()})
 
 
+def _run_text_heads_fused(ctxs: list[RunContext], cfg: _TrainedConfig,
+                          make_head: Callable[[int, int], nn.Module]) -> list[MethodResult]:
+    """Several seeds of text_bias / text_transform in one loop (coop.train.fit_seeds): the zero-shot text
+    features are encoded once; each seed's head, subset, views, batch order and checkpoint are its own, and
+    each seed ends where `_run_text_head` of that seed alone ends."""
+    model = ctxs[0].clip.model
+    text = zeroshot_text(ctxs[0])
+    heads, classifiers = [], []
+    for c in ctxs:
+        torch.manual_seed(c.seed)
+        heads.append(make_head(*text.shape).to(c.device))
+        classifiers.append(TextHeadClassifier(nn.Identity(), text, heads[-1], model.logit_scale).train())
+    train_cfg = _train_config(ctxs[0], cfg)
+    seeds = [SeedTraining(list(h.parameters()), ViewData(c.train_views(train_cfg.epochs),
+                                                         [it.label for it in c.items("train")]),
+                          torch.Generator().manual_seed(c.seed), c.checkpointing(h), c.log)
+             for c, h in zip(ctxs, heads)]
+
+    def losses(active: list[int], xs: list[torch.Tensor], ys: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [F.cross_entropy(classifiers[k](x).float(), y) for k, x, y in zip(active, xs, ys)]
+
+    histories = fit_seeds(losses, seeds, train_cfg, ctxs[0].device)
+    results = []
+    scale = float(model.logit_scale.exp())
+    for c, clf, head, history in zip(ctxs, classifiers, heads, histories):
+        clf.eval()
+        with torch.no_grad():
+            learned = clf.text_features().float().cpu().numpy()
+        results.append(MethodResult(cosine_logits(c.test.features, learned, scale),
+                                    info=_info(train_cfg.epochs, history), artifacts={head.artifact: head.tensors()}))
+    return results
+
+
 # ------------------------------------------------------------------------------------------- methods
-def run_text_bias(ctx: RunContext, cfg: TextBiasConfig) -> MethodResult:
-    """Learn a bias on the zero-shot text features (per class, or one shared vector)."""
-    result = _run_text_head(ctx, cfg, lambda n_cls, dim: TextBias(n_cls, dim, cfg.shared))
+def _bias_shape(result: MethodResult) -> MethodResult:
     result.info["bias_shape"] = list(result.artifacts[TextBias.artifact]["bias"].shape)
     return result
+
+
+def run_text_bias(ctx: RunContext, cfg: TextBiasConfig) -> MethodResult:
+    """Learn a bias on the zero-shot text features (per class, or one shared vector)."""
+    return _bias_shape(_run_text_head(ctx, cfg, lambda n_cls, dim: TextBias(n_cls, dim, cfg.shared)))
+
+
+def run_text_bias_fused(ctxs: list[RunContext], cfg: TextBiasConfig) -> list[MethodResult]:
+    """run_text_bias of several seeds, trained together."""
+    return [_bias_shape(r) for r in _run_text_heads_fused(ctxs, cfg, lambda n, d: TextBias(n, d, cfg.shared))]
 
 
 def run_text_transform(ctx: RunContext, cfg: TextTransformConfig) -> MethodResult:
     """Learn a linear layer (identity init) on the zero-shot text features."""
     return _run_text_head(ctx, cfg, lambda n_cls, dim: TextTransform(dim))
+
+
+def run_text_transform_fused(ctxs: list[RunContext], cfg: TextTransformConfig) -> list[MethodResult]:
+    """run_text_transform of several seeds, trained together."""
+    return _run_text_heads_fused(ctxs, cfg, lambda n_cls, dim: TextTransform(dim))
 
 
 def encode_test(ctx: RunContext, visual: nn.Module) -> np.ndarray:

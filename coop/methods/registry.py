@@ -16,6 +16,7 @@ class MethodInfo:
     description: str
     classifier: str | None = None  # "module:function" rebuilding a finished run's classifier (for transfer)
     classifier_file: str | None = None  # the file in the run folder that the classifier is rebuilt from
+    fused: str | None = None  # "module:function" training several seeds together: run(ctxs, cfg) -> results
 
 
 METHODS: dict[str, MethodInfo] = {
@@ -31,12 +32,14 @@ METHODS: dict[str, MethodInfo] = {
                    "coop.methods.linear_probe:classifier", "linear_probe.safetensors"),
         MethodInfo("coop", "coop.methods.coop:run", "coop.methods.coop:CoOpConfig",
                    True, True, "context optimisation: learned prompt vectors, CLIP frozen",
-                   "coop.methods.coop:classifier", "prompt.safetensors"),
+                   "coop.methods.coop:classifier", "prompt.safetensors", "coop.methods.coop:run_fused"),
         MethodInfo("text_bias", "coop.methods.baselines:run_text_bias", "coop.methods.baselines:TextBiasConfig",
-                   True, True, "a learnable bias added to the zero-shot text features (Table 5)"),
+                   True, True, "a learnable bias added to the zero-shot text features (Table 5)",
+                   fused="coop.methods.baselines:run_text_bias_fused"),
         MethodInfo("text_transform", "coop.methods.baselines:run_text_transform",
                    "coop.methods.baselines:TextTransformConfig",
-                   True, True, "a learnable linear layer on the text features, initialised to identity (Table 5)"),
+                   True, True, "a learnable linear layer on the text features, initialised to identity (Table 5)",
+                   fused="coop.methods.baselines:run_text_transform_fused"),
         MethodInfo("finetune_image", "coop.methods.baselines:run_finetune_image",
                    "coop.methods.baselines:FinetuneImageConfig",
                    True, True, "fine-tune the image encoder under the fixed zero-shot classifier (Table 5)"),
@@ -65,6 +68,12 @@ def _load(target: str):
 def create_method(name: str):
     """The method's run function: run(ctx: RunContext, cfg) -> MethodResult."""
     return _load(get_method(name).target)
+
+
+def fused_method(name: str):
+    """The method's fused trainer of several seeds, run(ctxs, cfg) -> [MethodResult], or None."""
+    info = get_method(name)
+    return _load(info.fused) if info.fused else None
 
 
 def method_config_class(name: str):
