@@ -19,6 +19,7 @@ from coop.data.fewshot import items_hash, make_manifest, manifest_items, read_ma
 from coop.features import Features, load_features, save_features
 from coop.io import atomic_path, remove_stale_temps, write_json
 from coop.methods.base import RunContext
+from coop.models.transforms import CROP_MIN
 from coop.methods.registry import MethodError, create_method, fused_method, get_method, method_config_class
 from coop import protocol
 from coop.provenance import default_device, device_name, git_commit, peak_memory_mb, versions
@@ -32,9 +33,12 @@ def features_path(cache_dir: str | Path, dataset: str, backbone: str, part: str)
     return Path(cache_dir) / "features" / dataset / backbone / f"{part}.safetensors"
 
 
-def views_path(cache_dir: str | Path, dataset: str, backbone: str, shots: int, seed: int) -> Path:
-    """The augmented-view cache of a few-shot subset (coop.views), beside the backbone's feature caches."""
-    return Path(cache_dir) / "features" / dataset / backbone / "views" / f"shots{shots}_seed{seed}.safetensors"
+def views_path(cache_dir: str | Path, dataset: str, backbone: str, shots: int, seed: int,
+               crop_min: float = CROP_MIN) -> Path:
+    """The augmented-view cache of a few-shot subset (coop.views), beside the backbone's feature caches; one per
+    augmentation (crop_min)."""
+    crop = "" if crop_min == CROP_MIN else f"_crop{crop_min:g}"
+    return Path(cache_dir) / "features" / dataset / backbone / "views" / f"shots{shots}_seed{seed}{crop}.safetensors"
 
 
 def cache_keys(dataset: str, backbone: str, model: str, pretrained: str, part: str) -> dict[str, str]:
@@ -117,14 +121,15 @@ def _prepare(
             save_features(path, feats, items, keys)
         return Features(feats, _labels(items), [it.path for it in items], {**keys, "items_hash": items_hash(items)})
 
-    def views(epochs: int):
+    def views(epochs: int, crop_min: float = CROP_MIN):
         from coop.views import open_views, view_keys
 
         clip = load()
         items = manifest_items(manifest, "train")
-        keys = view_keys(items, manifest["hash"], backbone, model, pretrained, clip.image_size)
+        keys = view_keys(items, manifest["hash"], backbone, model, pretrained, clip.image_size, crop_min)
         return open_views(clip, items, image_root(data_root, spec), manifest["hash"], epochs,
-                          views_path(cache_dir, dataset, backbone, shots, seed), keys, state["device"], log)
+                          views_path(cache_dir, dataset, backbone, shots, seed, crop_min), keys, state["device"], log,
+                          crop_min)
 
     if "test" not in state:
         state["test"] = cached("test", split.test)

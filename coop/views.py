@@ -20,7 +20,7 @@ from coop.data.fewshot import items_hash
 from coop.data.images import load_image
 from coop.features import CacheError, _reason
 from coop.io import atomic_path
-from coop.models.transforms import describe, train_transform
+from coop.models.transforms import CROP_MIN, describe, train_transform
 
 FORMAT = "1"
 
@@ -44,9 +44,9 @@ def augment(images: list, transform, subset: str, epoch: int, start: int = 0) ->
 
 @torch.no_grad()
 def encode_views(clip, images: list, subset: str, epochs: range, device: str = "cpu",
-                 batch_size: int = 256) -> torch.Tensor:
+                 batch_size: int = 256, crop_min: float = CROP_MIN) -> torch.Tensor:
     """Image features of the views of `epochs`: (len(epochs), N, D) float32 on the CPU."""
-    transform = train_transform(clip.image_size)
+    transform = train_transform(clip.image_size, crop_min)
     model = clip.model
     was_training = model.training
     model.eval()
@@ -61,11 +61,12 @@ def encode_views(clip, images: list, subset: str, epochs: range, device: str = "
     return out
 
 
-def view_keys(items: list[Item], subset: str, backbone: str, model: str, pretrained: str, image_size: int) -> dict:
+def view_keys(items: list[Item], subset: str, backbone: str, model: str, pretrained: str, image_size: int,
+              crop_min: float = CROP_MIN) -> dict:
     """What a view cache must match: the subset, the images, the encoder and its weights, the transform."""
     pretrained = "random" if pretrained in ("random", "none", "", None) else str(pretrained)
     return {"format": FORMAT, "subset": subset, "items_hash": items_hash(items), "backbone": backbone,
-            "model": model, "pretrained": pretrained, "transform": describe(train_transform(image_size))}
+            "model": model, "pretrained": pretrained, "transform": describe(train_transform(image_size, crop_min))}
 
 
 def check_views(path: str | Path, keys: dict) -> int:
@@ -125,19 +126,20 @@ class EpochViews:
 
 
 def open_views(clip, items: list[Item], image_root: str | Path, subset: str, epochs: int, path: str | Path,
-               keys: dict, device: str = "cpu", log=None) -> EpochViews | torch.Tensor:
+               keys: dict, device: str = "cpu", log=None, crop_min: float = CROP_MIN) -> EpochViews | torch.Tensor:
     """The views of `epochs` epochs from the cache at `path` (built or extended first when short), read lazily,
     one epoch at a time."""
     if epochs <= 0:
-        return train_views(clip, items, image_root, subset, epochs)
+        return train_views(clip, items, image_root, subset, epochs, crop_min=crop_min)
     have = check_views(path, keys) if Path(path).exists() else 0
     if have < epochs:
-        train_views(clip, items, image_root, subset, epochs, device, path, keys, log)
+        train_views(clip, items, image_root, subset, epochs, device, path, keys, log, crop_min)
     return EpochViews(path, epochs)
 
 
 def train_views(clip, items: list[Item], image_root: str | Path, subset: str, epochs: int, device: str = "cpu",
-                path: str | Path | None = None, keys: dict | None = None, log=None) -> torch.Tensor:
+                path: str | Path | None = None, keys: dict | None = None, log=None,
+                crop_min: float = CROP_MIN) -> torch.Tensor:
     """The (epochs, N, D) view features of `items`, read from `path` when it holds enough epochs, else computed
     (only the missing epochs) and written back. Without `path`, computed and not kept."""
     if epochs <= 0:  # nothing to train on: no file either
@@ -150,7 +152,7 @@ def train_views(clip, items: list[Item], image_root: str | Path, subset: str, ep
     images = [load_image(Path(image_root) / it.path) for it in items]
     if log:
         log(f"encoding {len(items)} x {epochs - have} augmented views" + (f" into {path}" if path else ""))
-    new = encode_views(clip, images, subset, range(have, epochs), device)
+    new = encode_views(clip, images, subset, range(have, epochs), device, crop_min=crop_min)
     feats = new if cached is None else torch.cat([cached, new])
     # Another job on the same subset may have written a longer cache meanwhile: keep that one.
     if path is not None and not (Path(path).exists() and check_views(path, keys or {}) >= epochs):

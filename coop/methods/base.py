@@ -56,15 +56,16 @@ class RunContext:
 
         return Checkpointing(self.checkpoint, module, self.run_key)
 
-    def train_views(self, epochs: int):
+    def train_views(self, epochs: int, crop_min: float = 0.08):
         """Training-augmented features of the few-shot train images, one view per image per epoch (coop.views):
-        from the run's view cache when there is one, else computed here and not kept."""
+        from the run's view cache when there is one, else computed here and not kept. `crop_min`: the smallest
+        crop area of the augmentation (the official 0.08)."""
         if self.load_views is not None:
-            return self.load_views(epochs)
+            return self.load_views(epochs, crop_min)
         from coop.views import train_views
 
         return train_views(self.clip, self.items("train"), self.image_root, self.manifest["hash"], epochs,
-                           self.device)
+                           self.device, crop_min=crop_min)
 
     def items(self, part: str) -> list[Item]:
         if self.manifest is None:

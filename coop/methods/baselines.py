@@ -49,6 +49,7 @@ class _TrainedConfig:
     epoch_scale: float = 1.0       # shorten the official schedule (e.g. for the toy world), as CoOpConfig
     batch_size: int = 32
     lr: float = 0.002
+    crop_min: float = 0.08         # smallest crop area of the train augmentation (official 0.08), as CoOpConfig
     num_workers: int = 0
 
     def validate(self) -> None:
@@ -62,6 +63,8 @@ class _TrainedConfig:
             raise MethodError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.lr < 0:
             raise MethodError(f"lr must be >= 0, got {self.lr}")
+        if not 0 < self.crop_min <= 1:
+            raise MethodError(f"crop_min must be in (0, 1], got {self.crop_min}")
 
 
 @dataclass
@@ -236,9 +239,9 @@ def _train(ctx: RunContext, cfg: _TrainedConfig, model: nn.Module, learned: nn.M
     epochs = train_cfg.epochs
     items = ctx.items("train")
     if views:
-        data = ViewData(ctx.train_views(epochs), [it.label for it in items])
+        data = ViewData(ctx.train_views(epochs, cfg.crop_min), [it.label for it in items])
     else:
-        data = ImageDataset(ctx.image_root, items, train_transform(ctx.clip.image_size), preload=len(items) <= 5000)
+        data = ImageDataset(ctx.image_root, items, train_transform(ctx.clip.image_size, cfg.crop_min), preload=len(items) <= 5000)
     model.train()
     history = fit(model, list(learned.parameters()), data, train_cfg, ctx.device,
                   torch.Generator().manual_seed(ctx.seed), log=ctx.log, checkpoint=ctx.checkpointing(learned))
@@ -273,7 +276,7 @@ def _run_text_heads_fused(ctxs: list[RunContext], cfg: _TrainedConfig,
         heads.append(make_head(*text.shape).to(c.device))
         classifiers.append(TextHeadClassifier(nn.Identity(), text, heads[-1], model.logit_scale).train())
     train_cfg = _train_config(ctxs[0], cfg)
-    seeds = [SeedTraining(list(h.parameters()), ViewData(c.train_views(train_cfg.epochs),
+    seeds = [SeedTraining(list(h.parameters()), ViewData(c.train_views(train_cfg.epochs, cfg.crop_min),
                                                          [it.label for it in c.items("train")]),
                           torch.Generator().manual_seed(c.seed), c.checkpointing(h), c.log)
              for c, h in zip(ctxs, heads)]

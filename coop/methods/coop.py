@@ -30,6 +30,7 @@ class CoOpConfig:
     epoch_scale: float = 1.0           # shorten the official schedule (e.g. for the toy world)
     batch_size: int = 32
     lr: float = 0.002
+    crop_min: float = 0.08             # smallest crop area of the train augmentation (official 0.08)
     cut_text: bool = True              # run the text encoder only up to the longest EOT (exact)
     share_prefix: bool = True          # encode the positions all prompts share (SOS + unified context) once (exact)
     num_workers: int = 0
@@ -41,6 +42,8 @@ class CoOpConfig:
             raise MethodError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.epoch_scale <= 0:
             raise MethodError(f"epoch_scale must be > 0, got {self.epoch_scale}")
+        if not 0 < self.crop_min <= 1:
+            raise MethodError(f"crop_min must be in (0, 1], got {self.crop_min}")
         if self.n_ctx < 1:
             raise MethodError(f"n_ctx must be >= 1, got {self.n_ctx}")
 
@@ -174,8 +177,8 @@ def _train_config(ctx: RunContext, cfg: CoOpConfig) -> TrainConfig:
                        num_workers=cfg.num_workers)
 
 
-def _views(ctx: RunContext, epochs: int) -> ViewData:
-    return ViewData(ctx.train_views(epochs), [it.label for it in ctx.items("train")])
+def _views(ctx: RunContext, epochs: int, crop_min: float) -> ViewData:
+    return ViewData(ctx.train_views(epochs, crop_min), [it.label for it in ctx.items("train")])
 
 
 def _result(ctx: RunContext, learner: PromptLearner, text: torch.Tensor, epochs: int,
@@ -197,7 +200,7 @@ def run(ctx: RunContext, cfg: CoOpConfig) -> MethodResult:
     if cfg.precision == "fp16":
         classifier.half()
     train_cfg = _train_config(ctx, cfg)
-    data = _views(ctx, train_cfg.epochs)
+    data = _views(ctx, train_cfg.epochs, cfg.crop_min)
     classifier.train()
     history = fit(classifier, [learner.ctx], data, train_cfg, ctx.device,
                   torch.Generator().manual_seed(ctx.seed), log=ctx.log, checkpoint=ctx.checkpointing(learner))
@@ -220,7 +223,7 @@ def run_fused(ctxs: list[RunContext], cfg: CoOpConfig) -> list[MethodResult]:
     if cfg.precision == "fp16":
         fused.half()
     train_cfg = _train_config(ctxs[0], cfg)
-    seeds = [SeedTraining([lr.ctx], _views(c, train_cfg.epochs), torch.Generator().manual_seed(c.seed),
+    seeds = [SeedTraining([lr.ctx], _views(c, train_cfg.epochs, cfg.crop_min), torch.Generator().manual_seed(c.seed),
                           c.checkpointing(lr), c.log) for c, lr in zip(ctxs, learners)]
     histories = fit_seeds(fused.losses, seeds, train_cfg, ctxs[0].device)
     with torch.no_grad():

@@ -8,9 +8,13 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 BICUBIC = T.InterpolationMode.BICUBIC
 
 
-def train_transform(size: int) -> T.Compose:
+CROP_MIN = 0.08  # the official RandomResizedCrop's smallest crop area
+
+
+def train_transform(size: int, crop_min: float = CROP_MIN) -> T.Compose:
+    """The official augmentation; `crop_min` is the smallest crop area (a fraction of the image)."""
     return T.Compose([
-        T.RandomResizedCrop(size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), interpolation=BICUBIC),
+        T.RandomResizedCrop(size, scale=(crop_min, 1.0), ratio=(3 / 4, 4 / 3), interpolation=BICUBIC),
         T.RandomHorizontalFlip(p=0.5),
         T.ToTensor(),
         T.Normalize(CLIP_MEAN, CLIP_STD),
