@@ -75,8 +75,7 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
         return
     if not a.out:
         raise SystemExit("error: coop pretrain needs --out FILE (or --check FILE)")
-    cfg = PretrainConfig(model=a.model, steps=a.steps, batch_size=a.batch_size, seed=a.seed,
-                         noise_words=a.noise_words)
+    cfg = PretrainConfig(model=a.model, steps=a.steps, batch_size=a.batch_size, seed=a.seed)
     model, losses, fingerprint = pretrain(cfg)
     save_pretrained(model, a.out, cfg, losses, fingerprint)
     print(f"wrote {a.out}: {cfg.model} after {cfg.steps} steps, final loss {losses[-1]:.4f}")
@@ -283,8 +282,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=1600)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--noise-words", type=float, default=0.0,
-                   help="fraction of captions prefixed with random 'unknown word' vectors (default 0)")
     p.add_argument("--out", help="the .safetensors checkpoint to write")
     p.add_argument("--check", metavar="FILE", help="instead: rerun the first steps of the pretraining that wrote "
                    "FILE and check that the weights match it bit for bit")

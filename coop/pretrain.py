@@ -42,11 +42,6 @@ class PretrainConfig:
     warmup_steps: int = 50
     seed: int = 0
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
-    # Fraction of captions that start with 1..noise_max "unknown words": random vectors drawn like CoOp's random
-    # context (N(0, 0.02)), as web captions carry file names and tags. The text tower learns to read a class
-    # name after such a prefix, so a randomly initialised CoOp context starts from a working prompt.
-    noise_words: float = 0.0
-    noise_max: int = 16
 
 
 def lr_factor(step: int, cfg: PretrainConfig) -> float:
@@ -86,24 +81,6 @@ def _param_groups(model: torch.nn.Module, cfg: PretrainConfig) -> list[dict]:
             for (visual, decay), ps in sorted(groups.items())]
 
 
-def with_noise_words(embeddings: torch.Tensor, eot: torch.Tensor, step: int,
-                     cfg: PretrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Insert random "unknown word" vectors after the start token of a `cfg.noise_words` fraction of the
-    captions (B, L, D), drawn from the step's own generator; return the embeddings and the moved EOT positions."""
-    if cfg.noise_words <= 0:
-        return embeddings, eot
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    batch, length, width = embeddings.shape
-    noisy = torch.rand(batch, generator=g) < cfg.noise_words
-    counts = torch.randint(1, cfg.noise_max + 1, (batch,), generator=g) * noisy
-    noise = torch.randn(batch, cfg.noise_max, width, generator=g) * 0.02
-    rows = []
-    for i in range(batch):
-        k = int(counts[i])
-        rows.append(torch.cat([embeddings[i, :1], noise[i, :k].to(embeddings.dtype), embeddings[i, 1:length - k]]))
-    return torch.stack(rows), torch.clamp(eot + counts, max=length - 1)
-
-
 def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print,
              until: int | None = None) -> tuple[torch.nn.Module, list[float], str]:
     """Train `cfg.model` from its seeded initialisation contrastively. Return the model (eval mode), the loss
@@ -133,9 +110,8 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print,
             g["lr"] = g["base_lr"] * lr_factor(step, cfg)
         images, captions = draw_batch(step, cfg, size)
         tokens = tokenizer(captions)
-        embeddings, eot = with_noise_words(model.token_embedding(tokens), tokens.argmax(dim=-1), step, cfg)
         image_features = F.normalize(model.encode_image(images), dim=-1)
-        text_features = F.normalize(text_encoder(embeddings, eot), dim=-1)
+        text_features = F.normalize(text_encoder(model.token_embedding(tokens), tokens.argmax(dim=-1)), dim=-1)
         loss = loss_fn(image_features, text_features, model.logit_scale.exp())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

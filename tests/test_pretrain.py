@@ -9,8 +9,8 @@ from safetensors import safe_open
 from coop.models import BackboneError, load_clip
 from coop.models.checkpoint import compact_metadata, load_compact, seeded_model
 from coop.models.clip import SHIPPED_DIR
-from coop.pretrain import FINGERPRINT_STEP, PretrainConfig, check_fingerprint, draw_batch, lr_factor, pretrain, \
-    save_pretrained
+from coop.pretrain import (FINGERPRINT_STEP, PretrainConfig, check_fingerprint, draw_batch, lr_factor, pretrain,
+                           save_pretrained)
 
 TINY = dict(steps=3, batch_size=8, warmup_steps=1)
 QUIET = dict(log=lambda m: None)
@@ -114,3 +114,4 @@ def test_cli_writes_a_checkpoint_with_its_config_and_checks_it(tmp_path, coop_bi
     assert f'"steps": {steps}' in meta["config"] and meta["threads"] == "1"
     check = subprocess.run([coop_bin, "pretrain", "--check", str(out)], capture_output=True, text=True)
     assert check.returncode == 0 and "match" in check.stdout, check.stdout + check.stderr[-2000:]
+

@@ -18,6 +18,7 @@ from PIL import Image
 from coop.data import toyworld as tw
 
 NAMES = sorted(tw.TOY_DATASETS)
+DRAWN = [n for n in NAMES if not tw.TOY_DATASETS[n].parts]  # those with a renderer of their own
 SHIFTED = {"toy_shapes_sketch", "toy_shapes_v2", "toy_shapes_cartoon", "toy_shapes_hard"}
 COUNTS = {"train": 3, "val": 2, "test": 3}
 SIZE = 32
@@ -53,12 +54,30 @@ def test_registry():
         assert spec.split_file == f"split_zhou_{spec.split_name}.json"
         assert "{}" in spec.template
         assert len(set(spec.classnames)) == len(spec.classnames) >= 6
-        assert spec.kind in tw.RENDERERS and spec.kind in tw.CAPTION_TEMPLATES
+        if spec.parts:  # a union of other datasets' classes, drawn and captioned as they are
+            assert spec.kind == "union" and spec.classnames == sum((tw.TOY_DATASETS[p].classnames
+                                                                    for p in spec.parts), ())
+        else:
+            assert spec.kind in tw.RENDERERS and spec.kind in tw.CAPTION_TEMPLATES
     assert len({spec.split_name for spec in tw.TOY_DATASETS.values()}) == len(NAMES)
     assert tw.TOY_DATASETS["toy_shapes"].template == "a photo of a {}."
     assert tw.TOY_DATASETS["toy_textures"].template == "{} texture."
     assert tw.TOY_DATASETS["toy_flowers"].template == "a photo of a {}, a type of flower."
     assert len(tw.TOY_DATASETS["toy_shapes"].classnames) == 10
+
+
+def test_a_union_draws_and_captions_each_class_as_its_own_dataset():
+    spec = tw.TOY_DATASETS["toy_objects"]
+    assert len(spec.classnames) == 26 and spec.template == "a photo of a {}."
+    for label in (0, 12, 25):
+        cls = spec.classnames[label]
+        part = next(p for p in spec.parts if cls in tw.TOY_DATASETS[p].classnames)
+        img, words = tw.sample_image("toy_objects", label, np.random.default_rng(label), 16)
+        ref, ref_words = tw.sample_image(part, tw.TOY_DATASETS[part].classnames.index(cls),
+                                         np.random.default_rng(label), 16)
+        assert np.array_equal(img, ref) and words == ref_words and words["cls"] == cls
+        caption = tw.make_caption("toy_objects", words, np.random.default_rng(1), noise=0.0)
+        assert caption == tw.make_caption(part, words, np.random.default_rng(1), noise=0.0)
 
 
 def test_sketch_shares_classes_with_shapes():
@@ -194,7 +213,7 @@ def _slots(template: str) -> set[str]:
     return set(re.findall(r"{(\w+)}", template))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", DRAWN)
 def test_caption_words_are_valid(name):
     spec = tw.TOY_DATASETS[name]
     templates = tw.CAPTION_TEMPLATES[spec.kind]
@@ -208,7 +227,7 @@ def test_caption_words_are_valid(name):
         assert all(words[k] in vocab[k] for k in words)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", DRAWN)
 def test_caption_noise_changes_one_attribute(name):
     """Same random stream: the clean caption fills a template with the true attributes, the
     noisy one the same template with exactly one slot holding another value of its vocabulary."""
@@ -227,7 +246,7 @@ def test_caption_noise_changes_one_attribute(name):
         assert noisy in variants and noisy != clean
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", DRAWN)
 def test_caption_noise_rate(name):
     spec = tw.TOY_DATASETS[name]
     rng = np.random.default_rng(0)

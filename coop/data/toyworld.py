@@ -61,9 +61,10 @@ class ToySpec:
     split_name: str  # split file is split_zhou_<split_name>.json
     template: str  # hand-crafted zero-shot prompt, "{}" = class name
     classnames: tuple[str, ...]
-    kind: str  # renderer: "shapes" | "textures" | "flowers" | "sketch" | "v2" | "cartoon" | "hard"
-    attribute: str  # what the label is about: "shape" | "texture" | "flower"
+    kind: str  # renderer: "shapes" | "textures" | "flowers" | "sketch" | "v2" | "cartoon" | "hard" | "union"
+    attribute: str  # what the label is about: "shape" | "texture" | "flower" | "object"
     source: str | None = None  # the dataset this one is a shifted rendering of (evaluation only)
+    parts: tuple[str, ...] = ()  # kind "union": the datasets whose classes (in order) this one gathers
 
     @property
     def split_file(self) -> str:
@@ -95,6 +96,7 @@ CARTOON_SHAPES = _subset("circle", "triangle", "five pointed star", "cross", "he
                          "crescent moon", "diamond")
 HARD_SHAPES = _subset("square", "triangle", "five pointed star", "hexagon", "crescent moon", "ring")
 
+UNION_PARTS = ("toy_shapes", "toy_flowers", "toy_textures")
 TOY_DATASETS: dict[str, ToySpec] = {
     s.name: s
     for s in (
@@ -104,7 +106,10 @@ TOY_DATASETS: dict[str, ToySpec] = {
                 "flowers", "flower"),
         # drawings of the shapes as downstream tasks of their own; the generic prompt misses their style
         ToySpec("toy_sketches", "ToySketches", "a photo of a {}.", SHAPES, "sketch", "shape"),
-        ToySpec("toy_icons", "ToyIcons", "a photo of a {}.", SHAPES, "cartoon", "shape"),
+        ToySpec("toy_icons", "ToyIcons", "a photo of a {}.", CARTOON_SHAPES, "cartoon", "shape"),
+        # objects of every kind in one dataset, like Caltech101: the shapes, flowers and textures together
+        ToySpec("toy_objects", "ToyObjects", "a photo of a {}.", SHAPES + FLOWERS + TEXTURES, "union", "object",
+                parts=UNION_PARTS),
         ToySpec("toy_shapes_sketch", "ToyShapesSketch", "a photo of a {}.", SHAPES, "sketch",
                 "shape", source="toy_shapes"),
         ToySpec("toy_shapes_v2", "ToyShapesV2", "a photo of a {}.", SHAPES, "v2", "shape",
@@ -897,6 +902,9 @@ def make_caption(name: str, words: dict[str, str], rng: np.random.Generator,
 
     Returns (caption, noisy)."""
     spec = TOY_DATASETS[name]
+    if spec.parts:  # the caption of the dataset the class comes from
+        part = next(p for p in spec.parts if words["cls"] in TOY_DATASETS[p].classnames)
+        return make_caption(part, words, rng, noise)
     template = _pick(rng, CAPTION_TEMPLATES[spec.kind])
     words = dict(words)
     noisy = bool(rng.random() < noise)
@@ -925,6 +933,10 @@ def sample_image(name: str, label: int, rng: np.random.Generator,
                  image_size: int = 32) -> tuple[np.ndarray, dict[str, str]]:
     """Draw one image of class `label`: (uint8 array (H, W, 3), caption words)."""
     spec = TOY_DATASETS[name]
+    if spec.parts:  # drawn as the dataset the class comes from draws it
+        cls = spec.classnames[label]
+        part = next(p for p in spec.parts if cls in TOY_DATASETS[p].classnames)
+        return sample_image(part, TOY_DATASETS[part].classnames.index(cls), rng, image_size)
     img, words = RENDERERS[spec.kind](spec.classnames[label], rng, image_size * SUPERSAMPLE)
     img = _downsample(img, SUPERSAMPLE)
     x, y = _grid(image_size)

@@ -8,6 +8,7 @@ rows and their indices; `load_compact` rebuilds the seeded initial model and wri
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from torch import nn
 from coop.io import atomic_path
 
 FORMAT = "coop-compact-1"
+META_KEY = "coop"  # all metadata as one sorted JSON string: safetensors writes several keys in random order
 SPARSE_KEYS = ("token_embedding.weight",)  # tensors stored as (changed rows, their values)
 
 
@@ -52,7 +54,7 @@ def save_compact(state: dict[str, torch.Tensor], path: str | Path, meta: dict[st
         else:
             out[k] = v
     with atomic_path(path) as tmp:
-        save_file(out, str(tmp), metadata={**meta, "format": FORMAT})
+        save_file(out, str(tmp), metadata={META_KEY: json.dumps({**meta, "format": FORMAT}, sort_keys=True)})
 
 
 def compact_metadata(path: str | Path) -> dict[str, str] | None:
@@ -63,10 +65,10 @@ def compact_metadata(path: str | Path) -> dict[str, str] | None:
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+            meta = json.loads((f.metadata() or {}).get(META_KEY, "{}"))
     except Exception:  # noqa: BLE001 - not a readable safetensors file: the ordinary loader reports it
         return None
-    return meta if meta.get("format") == FORMAT else None
+    return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
 
 
 def load_compact(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
