@@ -45,18 +45,26 @@ def augment(images: list, transform, subset: str, epoch: int, start: int = 0) ->
 @torch.no_grad()
 def encode_views(clip, images: list, subset: str, epochs: range, device: str = "cpu",
                  batch_size: int = 256, crop_min: float = CROP_MIN) -> torch.Tensor:
-    """Image features of the views of `epochs`: (len(epochs), N, D) float32 on the CPU."""
+    """Image features of the views of `epochs`: (len(epochs), N, D) float32 on the CPU. A view whose pixels equal
+    one encoded before (e.g. the same flip of an uncropped image) reuses its features: the encoder is per image
+    in eval mode, so only new pixels need it."""
     transform = train_transform(clip.image_size, crop_min)
     model = clip.model
     was_training = model.training
     model.eval()
     dim = model.text_projection.shape[-1]
     out = torch.zeros(len(epochs), len(images), dim)
+    seen: dict[bytes, torch.Tensor] = {}
     for k, epoch in enumerate(epochs):
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
             x = augment(chunk, transform, subset, epoch, start)
-            out[k, start:start + len(chunk)] = model.encode_image(x.to(device)).float().cpu()
+            keys = [hashlib.blake2b(v.numpy().tobytes(), digest_size=16).digest() for v in x]
+            new = list({key: i for i, key in enumerate(keys) if key not in seen}.items())
+            if new:
+                feats = model.encode_image(x[[i for _, i in new]].to(device)).float().cpu()
+                seen.update((key, f) for (key, _), f in zip(new, feats))
+            out[k, start:start + len(chunk)] = torch.stack([seen[key] for key in keys])
     model.train(was_training)
     return out
 
