@@ -52,6 +52,23 @@ def test_cache_is_written_reused_and_extended(subset, clip, tmp_path):
         load_views(path, keys)
 
 
+def test_uncropped_views_encode_each_distinct_image_once(subset, clip, monkeypatch):
+    """With crop_min=1 a view is the image or its mirror: 8 epochs encode at most 2 images per training image,
+    and each view's features equal those of that view encoded on its own."""
+    from coop import views
+
+    manifest, items, root = subset
+    seen = []
+    real = clip.model.encode_image
+    monkeypatch.setattr(clip.model, "encode_image", lambda x: (seen.append(len(x)), real(x))[1])
+    feats = views.encode_views(clip, _images(root, items), manifest["hash"], range(8), crop_min=1.0)
+    assert feats.shape[:2] == (8, len(items)) and len(items) < sum(seen) <= 2 * len(items)
+    one = views.augment(_images(root, items)[:1], train_transform(32, 1.0), manifest["hash"], epoch=5)
+    assert torch.allclose(feats[5, 0], real(one)[0], atol=1e-5)
+    flipped = sum(not torch.equal(feats[0, i], feats[e, i]) for e in range(8) for i in range(len(items)))
+    assert flipped > 0  # the mirror images are views of their own
+
+
 def test_methods_on_one_subset_read_the_same_views(toy_root, tmp_path, monkeypatch):
     """CoOp and the text bias baseline train on the same cached views: the second method encodes nothing."""
     import coop.views as views

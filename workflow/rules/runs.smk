@@ -1,5 +1,5 @@
 # Runs: zero-shot methods once per dataset x backbone x variant; few-shot methods one job per dataset x
-# backbone x variant x shots that trains every seed in turn (CLIP loaded once), and evaluations of runs.
+# backbone x variant x shots that trains every seed (CLIP loaded once; CoOp and the text heads fuse them), and evaluations of runs.
 
 
 rule run_zeroshot:
@@ -37,7 +37,7 @@ rule run_zeroshot:
         "--out {params.out} > {log} 2>&1"
 
 
-# fuse_seeds (default): one job trains every seed of a cell in turn, paying the job's fixed cost once.
+# fuse_seeds (default): one job trains every seed of a cell (fused where the method can), paying the job's fixed cost once.
 # Without it, one job per seed: more parallel jobs, e.g. one GPU each on a cluster.
 if FUSE_SEEDS:
 
