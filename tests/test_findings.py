@@ -9,7 +9,7 @@ from workflow_util import snakemake
 
 CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
 FEWSHOT = CONFIG["experiments"]["fewshot"]
-CLASSES = {"toy_shapes": 10, "toy_textures": 8, "toy_flowers": 8}
+CLASSES = {"toy_shapes": 10, "toy_textures": 8, "toy_flowers": 8, "toy_sketches": 10, "toy_icons": 7}
 
 
 @pytest.fixture(scope="module")
