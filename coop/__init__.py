@@ -1,2 +1,2 @@
 """coop-bench: a reproducible pipeline for CoOp."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"
