@@ -896,6 +896,11 @@ def _vocabulary(spec: ToySpec) -> dict[str, tuple[str, ...]]:
     return vocab[spec.kind]
 
 
+def _part_of(spec: ToySpec, cls: str) -> str:
+    """The dataset of a union (`spec.parts`) that class `cls` comes from."""
+    return next(p for p in spec.parts if cls in TOY_DATASETS[p].classnames)
+
+
 def make_caption(name: str, words: dict[str, str], rng: np.random.Generator,
                  noise: float = CAPTION_NOISE) -> tuple[str, bool]:
     """A caption from a random template; with probability `noise` one slot gets a wrong value.
@@ -903,8 +908,7 @@ def make_caption(name: str, words: dict[str, str], rng: np.random.Generator,
     Returns (caption, noisy)."""
     spec = TOY_DATASETS[name]
     if spec.parts:  # the caption of the dataset the class comes from
-        part = next(p for p in spec.parts if words["cls"] in TOY_DATASETS[p].classnames)
-        return make_caption(part, words, rng, noise)
+        return make_caption(_part_of(spec, words["cls"]), words, rng, noise)
     template = _pick(rng, CAPTION_TEMPLATES[spec.kind])
     words = dict(words)
     noisy = bool(rng.random() < noise)
@@ -935,7 +939,7 @@ def sample_image(name: str, label: int, rng: np.random.Generator,
     spec = TOY_DATASETS[name]
     if spec.parts:  # drawn as the dataset the class comes from draws it
         cls = spec.classnames[label]
-        part = next(p for p in spec.parts if cls in TOY_DATASETS[p].classnames)
+        part = _part_of(spec, cls)
         return sample_image(part, TOY_DATASETS[part].classnames.index(cls), rng, image_size)
     img, words = RENDERERS[spec.kind](spec.classnames[label], rng, image_size * SUPERSAMPLE)
     img = _downsample(img, SUPERSAMPLE)
