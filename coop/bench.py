@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coop.io import write_json
-from coop.methods.coop import CoOpClassifier, FusedCoOp, PromptLearner
+from coop.models.prompt import CoOpClassifier, FusedCoOp, PromptLearner
 from coop.train import SeedTraining, TrainConfig, fit, fit_seeds
 from coop.views import ViewData
 

@@ -217,11 +217,12 @@ def cmd_bench(a: argparse.Namespace) -> None:
 
 def cmd_list(a: argparse.Namespace) -> None:
     from coop.data.datasets import DATASETS
-    from coop.methods.registry import METHODS
+    from coop.methods.registry import all_methods
 
     print("datasets:", ", ".join(DATASETS))
-    for m in METHODS.values():
-        print(f"method {m.name}: {m.description}")
+    for m in all_methods().values():
+        origin = f" [plugin {m.plugin}]" if m.plugin else ""
+        print(f"method {m.name}: {m.description}{origin}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
     parser.add_argument("--protocol", action="append", default=[], metavar="KEY=VALUE",
                         help="restore an official behaviour (coop/protocol.py), e.g. lp_c_selection=test")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="load methods of your own: an importable module or a .py file that registers them "
+                             "(README, 'Extending'); repeat for several")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="one run: dataset x backbone x method x shots x seed -> metrics.json")
@@ -376,6 +380,10 @@ def main(argv: list[str] | None = None) -> int:
         from coop.protocol import configure
 
         configure(parse_sets(args.protocol))
+        if args.plugin:
+            from coop.methods.registry import load_plugins
+
+            load_plugins(args.plugin)
         args.func(args)
     except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)

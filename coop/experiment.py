@@ -19,8 +19,8 @@ from coop.data.fewshot import items_hash, make_manifest, manifest_items, read_ma
 from coop.features import Features, load_features, save_features
 from coop.io import atomic_path, remove_stale_temps, write_json
 from coop.methods.base import RunContext
-from coop.models.transforms import CROP_MIN
-from coop.methods.registry import MethodError, create_method, fused_method, get_method, method_config_class
+from coop.defaults import CROP_MIN
+from coop.methods.registry import MethodError, get_method
 from coop import protocol
 from coop.provenance import default_device, device_name, git_commit, peak_memory_mb, versions
 
@@ -73,7 +73,8 @@ def run_experiment(*, method: str, state: dict[str, Any] | None = None, keep_che
     the test features) between calls, so several seeds in one process read and load them once. Training
     continues from the run's checkpoint when one is there; it is deleted at the end unless `keep_checkpoint`."""
     run = _prepare(method=method, state=state if state is not None else {}, **kw)
-    return _finish(run, create_method(method)(run.ctx, run.cfg), keep_checkpoint)
+    (result,) = get_method(method).train([run.ctx], run.cfg)
+    return _finish(run, result, keep_checkpoint)
 
 
 def _prepare(
@@ -85,7 +86,7 @@ def _prepare(
     start = time.time()
     spec = get_dataset(dataset)
     info = get_method(method)
-    cfg = build_config(method_config_class(method), params or {})
+    cfg = build_config(info.config, params or {})
     model = model or backbone
     if info.few_shot and shots < 1:
         raise MethodError(f"{method} trains on few-shot data: give --shots >= 1.")
@@ -213,9 +214,9 @@ def _labels(items):
 
 
 def run_seeds(seeds: list[int], out: str, fuse: bool = True, **kw: Any) -> list[dict[str, Any]]:
-    """The same run for several seeds in this process (CLIP is loaded once). A method with a fused trainer
-    (CoOp) trains them together (`fuse`, the default: one text-encoder pass for all seeds per step, each seed
-    ending where it would alone); otherwise, or with `fuse=False`, they run one after another.
+    """The same run for several seeds in this process (CLIP is loaded once). With `fuse` (the default) the
+    method's `train` gets every seed at once (CoOp and the text heads: one text-encoder pass for all seeds per
+    step, each seed ending where it would alone); with `fuse=False` one seed after another.
 
     `out` holds "{seed}" where the seed goes in the output folder, unless there is a single seed.
     """
@@ -225,14 +226,14 @@ def run_seeds(seeds: list[int], out: str, fuse: bool = True, **kw: Any) -> list[
         raise MethodError(f"--seed lists a seed twice ({seeds}); give each seed once.")
     state: dict[str, Any] = {}
     outs = [out.replace("{seed}", str(s)) for s in seeds]
-    fused = fused_method(kw["method"]) if fuse and len(seeds) > 1 else None
-    if fused:
+    if fuse:  # one training of every seed (the method's train gets them all)
         runs = [_prepare(seed=s, out=o, state=state, **kw) for s, o in zip(seeds, outs)]
-        results = fused([r.ctx for r in runs], runs[0].cfg)
-        for res in results:
-            res.info["fused_seeds"] = list(seeds)
+        results = get_method(kw["method"]).train([r.ctx for r in runs], runs[0].cfg)
+        if len(seeds) > 1:
+            for res in results:
+                res.info["fused_seeds"] = list(seeds)
         records = [_finish(r, res, keep_checkpoint=True) for r, res in zip(runs, results)]
-    else:
+    else:  # one seed after another, each a training of its own
         records = [run_experiment(seed=s, out=o, state=state, keep_checkpoint=True, **kw)
                    for s, o in zip(seeds, outs)]
     # Only now: a job killed after its first seeds reruns them from their final checkpoints, not from scratch.

@@ -28,24 +28,26 @@ def nearest_tokens(ctx: torch.Tensor, table: torch.Tensor, k: int = 1) -> tuple[
 
 def nearest_words(run_dir: str | Path, data_root: str | Path = "data", k: int = 1) -> dict:
     from coop.features import CacheError
-    from coop.methods.registry import MethodError
+    from coop.methods.registry import MethodError, all_methods, get_method
     from coop.transfer import read_run, read_run_file, rerun_hint
 
     run_dir = Path(run_dir)
     m = read_run(run_dir)
-    if m["method"] != "coop":
-        raise MethodError(f"{run_dir} is a {m['method']} run; nearest words are read from a coop run's learned "
-                          "context (prompt.safetensors): give the folder of a coop run.")
-    ctx = read_run_file(run_dir, m, "prompt.safetensors", framework="pt").get("ctx")
+    info = get_method(m["method"])
+    if not info.interpretable:
+        able = ", ".join(n for n, i in all_methods().items() if i.interpretable)
+        raise MethodError(f"{run_dir} is a {m['method']} run, which learns no context of token embeddings; nearest "
+                          f"words are read from the learned context of a run of {able}: give the folder of one.")
+    ctx = read_run_file(run_dir, m, info.classifier_file, framework="pt").get("ctx")
     if ctx is None or ctx.dim() not in (2, 3) or not ctx.is_floating_point():
-        raise CacheError(f"{run_dir / 'prompt.safetensors'} holds no context tensor 'ctx' of shape (n_ctx, dim) "
+        raise CacheError(f"{run_dir / info.classifier_file} holds no context tensor 'ctx' of shape (n_ctx, dim) "
                          f"or (classes, n_ctx, dim). {rerun_hint(run_dir)}")
     from coop.models.clip import load_clip  # torch and open_clip: only once the run's files are known good
 
     clip = load_clip(m["model"], m["pretrained"], init_seed=m.get("init_seed", 0))
     table = clip.model.token_embedding.weight.detach()
     if ctx.shape[-1] != table.shape[1]:
-        raise CacheError(f"{run_dir / 'prompt.safetensors'} holds context vectors of width {ctx.shape[-1]}, but "
+        raise CacheError(f"{run_dir / info.classifier_file} holds context vectors of width {ctx.shape[-1]}, but "
                          f"{m['model']}'s token embeddings have width {table.shape[1]}: the prompt file and the "
                          f"run's metrics.json do not belong together. {rerun_hint(run_dir)}")
     csc = ctx.dim() == 3

@@ -17,7 +17,7 @@ from torch import nn
 
 from coop.io import atomic_path, torch_load_reason
 
-PRECISIONS = ("fp32", "amp", "fp16")
+from coop.defaults import PRECISIONS  # noqa: E402
 
 
 class NonFiniteLossError(RuntimeError):

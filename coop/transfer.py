@@ -15,7 +15,7 @@ from coop.experiment import cache_keys, compute_features, features_path
 from coop.features import CacheError, Features, load_features, read_tensors, save_features
 from coop.io import read_json, write_json
 from coop.methods.base import RunContext
-from coop.methods.registry import METHODS, MethodError, get_method, method_classifier, method_config_class
+from coop.methods.registry import MethodError, all_methods, get_method
 from coop.provenance import default_device
 
 
@@ -32,7 +32,6 @@ def class_subset(source: list[str], target: list[str], target_name: str) -> list
     return [index[c] for c in target]
 
 
-CLASSIFIER_KEYS = {"prompt.safetensors": ("ctx",), "linear_probe.safetensors": ("coef", "intercept", "classes")}
 RUN_KEYS = ("dataset", "backbone", "model", "pretrained", "method", "variant", "shots", "seed", "params")
 
 
@@ -78,12 +77,12 @@ def transfer_run(run_dir: str | Path, targets: list[str], data_root: str | Path 
     m = read_run(run_dir)
     info = get_method(m["method"])
     if info.classifier is None:
-        able = ", ".join(n for n, i in METHODS.items() if i.classifier)
+        able = ", ".join(n for n, i in all_methods().items() if i.classifier)
         raise MethodError(f"{run_dir} is a {info.name} run, which cannot be evaluated on other datasets (no "
                           f"classifier to transfer): give runs of a method that has one ({able}).")
     if info.classifier_file:  # checked before anything is loaded; the method's classifier reads it again
         tensors = read_run_file(run_dir, m, info.classifier_file)
-        missing = [k for k in CLASSIFIER_KEYS.get(info.classifier_file, ()) if k not in tensors]
+        missing = [k for k in info.classifier_keys if k not in tensors]
         if missing:
             raise CacheError(f"{run_dir / info.classifier_file} lacks the tensors {missing}: it was not written by "
                              f"a {m['method']} run. {rerun_hint(run_dir)}")
@@ -92,7 +91,7 @@ def transfer_run(run_dir: str | Path, targets: list[str], data_root: str | Path 
     if "source" not in state:
         state["source"] = read_split(data_root, spec)
     source = state["source"]
-    cfg = build_config(method_config_class(m["method"]), m["params"])
+    cfg = build_config(info.config, m["params"])
     device = device or default_device()
 
     def load():
@@ -105,7 +104,7 @@ def transfer_run(run_dir: str | Path, targets: list[str], data_root: str | Path 
     ctx = RunContext(spec=spec, classnames=source.classnames, image_root=image_root(data_root, spec),
                      shots=m["shots"], seed=m["seed"], manifest=None, test=None, load_clip=load,
                      load_fewshot=lambda: None, log=log)
-    classify = method_classifier(m["method"])(ctx, cfg, run_dir)
+    classify = info.classifier(ctx, cfg, run_dir)
     def target_data(target: str) -> tuple[list[int], Features]:
         tsplit = read_split(data_root, get_dataset(target))
         if source.class_ids and tsplit.class_ids:

@@ -5,11 +5,20 @@ import torch
 
 from coop.config import build_config, parse_sets
 from coop.evaluate import cosine_logits
-from coop.methods.baselines import (
-    FinetuneImageClassifier, FinetuneImageConfig, TextBias, TextBiasConfig, TextHeadClassifier, TextTransform,
-    TextTransformConfig, run_finetune_image, run_text_bias, run_text_transform,
-)
+from coop.methods import finetune_image, text_heads
+from coop.methods.finetune_image import FinetuneImageConfig
 from coop.methods.registry import MethodError
+from coop.methods.text_heads import TextBiasConfig, TextTransformConfig
+from coop.models.heads import FinetuneImageClassifier, TextBias, TextHeadClassifier, TextTransform
+
+
+def _one(train):
+    """A method's train() for one seed: ctx -> its MethodResult."""
+    return lambda ctx, cfg: train([ctx], cfg)[0]
+
+
+run_text_bias, run_text_transform = _one(text_heads.train_text_bias), _one(text_heads.train_text_transform)
+run_finetune_image = _one(finetune_image.train)
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +48,9 @@ def _ctx(world, clip, test_features=None):
 
 
 def _zeroshot_logits(ctx):
-    from coop.methods.zeroshot import ZeroShotConfig, run_zeroshot
+    from coop.methods.zeroshot import ZeroShotConfig, train
 
-    return run_zeroshot(ctx, ZeroShotConfig()).logits
+    return train([ctx], ZeroShotConfig())[0].logits
 
 
 def _state(module):

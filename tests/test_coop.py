@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from coop.methods.coop import CoOpClassifier, PromptLearner
+from coop.models.prompt import CoOpClassifier, PromptLearner
 
 NAMES = ["circle", "five pointed star", "crescent moon"]
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from coop.methods.coop import CoOpClassifier, FusedCoOp, PromptLearner
+from coop.models.prompt import CoOpClassifier, FusedCoOp, PromptLearner
 from coop.train import Checkpointing, SeedTraining, TrainConfig, fit, fit_seeds
 from coop.views import ViewData
 

@@ -40,7 +40,7 @@ def test_run_ignores_test_labels_when_choosing_c(toy_root):
     from coop.data.fewshot import make_manifest
     from coop.features import Features
     from coop.methods.base import RunContext
-    from coop.methods.linear_probe import LinearProbeConfig, run
+    from coop.methods.linear_probe import LinearProbeConfig, train
 
     spec = get_dataset("toy_shapes")
     split = read_split(toy_root, spec)
@@ -56,8 +56,8 @@ def test_run_ignores_test_labels_when_choosing_c(toy_root):
                           manifest=manifest, test=Features(test_x, test_labels, [], {}),
                           load_clip=lambda: None, load_fewshot=lambda: fewshot, log=lambda s: None)
 
-    a = run(ctx_with(np.arange(30) % 10), LinearProbeConfig())
-    b = run(ctx_with(np.zeros(30, np.int64)), LinearProbeConfig())
+    a = train([ctx_with(np.arange(30) % 10)], LinearProbeConfig())[0]
+    b = train([ctx_with(np.zeros(30, np.int64))], LinearProbeConfig())[0]
     assert a.info["C"] == b.info["C"] and np.array_equal(a.logits, b.logits)
     assert a.logits.shape == (30, 10)
 

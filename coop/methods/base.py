@@ -9,6 +9,7 @@ import numpy as np
 
 from coop.data.datasets import DatasetSpec, Item, Split
 from coop.data.fewshot import manifest_items
+from coop.defaults import CROP_MIN
 from coop.features import Features
 
 
@@ -56,7 +57,7 @@ class RunContext:
 
         return Checkpointing(self.checkpoint, module, self.run_key)
 
-    def train_views(self, epochs: int, crop_min: float = 0.08):
+    def train_views(self, epochs: int, crop_min: float = CROP_MIN):
         """Training-augmented features of the few-shot train images, one view per image per epoch (coop.views):
         from the run's view cache when there is one, else computed here and not kept. `crop_min`: the smallest
         crop area of the augmentation (the official 0.08)."""

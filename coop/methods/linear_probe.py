@@ -9,6 +9,7 @@ import numpy as np
 from coop import protocol
 from coop.data.datasets import Item
 from coop.methods.base import MethodResult, RunContext
+from coop.methods.registry import Cost, Method, register
 
 C_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 
@@ -88,7 +89,7 @@ def _training_data(ctx: RunContext) -> tuple[np.ndarray, np.ndarray]:
     return feats, np.array([it.label for it in items], dtype=np.int64)
 
 
-def run(ctx: RunContext, cfg: LinearProbeConfig) -> MethodResult:
+def _probe(ctx: RunContext, cfg: LinearProbeConfig) -> MethodResult:
     train_x, train_y = _training_data(ctx)
     if protocol.current().lp_c_selection == "test":  # the official code's flaw on ImageNet, kept on request
         val_x, val_y = ctx.test.features, ctx.test.labels
@@ -112,3 +113,17 @@ def classifier(ctx: RunContext, cfg: LinearProbeConfig, run_dir):
 
     w = load_file(str(Path(run_dir) / "linear_probe.safetensors"))
     return lambda features: probe_logits(w["coef"], w["intercept"], w["classes"], features, len(ctx.classnames))
+
+
+def train(ctxs: list[RunContext], cfg: LinearProbeConfig) -> list[MethodResult]:
+    """One probe per seed, each on its own few-shot subset (cached features: nothing to share but the data)."""
+    return [_probe(c, cfg) for c in ctxs]
+
+
+METHOD = register(Method(
+    name="linear_probe", config=LinearProbeConfig, train=train, few_shot=True, needs_images=False,
+    description="logistic regression on image features, C searched on the few-shot val set",
+    display_name="Linear probe CLIP", style={"marker": "s", "linestyle": "--", "markersize": 5}, order=3,
+    classifier=classifier, classifier_file="linear_probe.safetensors", classifier_keys=("coef", "intercept", "classes"),
+    cost=Cost(minutes=10),  # features are cached: a CPU-bound search over C
+))

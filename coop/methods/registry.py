@@ -1,88 +1,222 @@
-"""The method registry: names, what each needs, and where it lives (imported lazily, so the workflow can read
-this table without importing torch)."""
+"""The method registry: every method declares itself once (`Method`) where it is defined and calls `register`.
+
+A method is one module: its parameters (a dataclass with defaults and a `validate()`), whether it trains on a
+few-shot subset, what it reads, how it trains (`train(ctxs, cfg) -> [MethodResult]`, one context per seed: one
+seed is a list of one), how a finished run is reloaded as a classifier (transfer), whether its learned context
+can be interpreted (Table 4), its display name and plot style, and its cost (the workflow's cluster resources).
+Reports, transfer, interpretation, figures and the workflow read these declarations and never name a method.
+
+Method modules are imported without torch (they import it inside their functions), so the workflow reads this
+table at every parse without paying torch's import. Built-in methods live in `coop.methods.*` (`BUILTINS`);
+plugins are modules or files of the user's own (`load_plugins`), each of which registers one or more methods.
+"""
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class MethodInfo:
-    name: str
-    target: str        # "module:function" that runs it
-    config: str        # "module:Dataclass" of its parameters
-    few_shot: bool     # trains on a few-shot subset (else shots = 0, seed = 0)
-    needs_images: bool  # reads training images (else only cached features)
-    description: str
-    classifier: str | None = None  # "module:function" rebuilding a finished run's classifier (for transfer)
-    classifier_file: str | None = None  # the file in the run folder that the classifier is rebuilt from
-    fused: str | None = None  # "module:function" training several seeds together: run(ctxs, cfg) -> results
-
-
-METHODS: dict[str, MethodInfo] = {
-    m.name: m for m in [
-        MethodInfo("zeroshot", "coop.methods.zeroshot:run_zeroshot", "coop.methods.zeroshot:ZeroShotConfig",
-                   False, False, "zero-shot CLIP with the dataset's hand-crafted prompt",
-                   "coop.methods.zeroshot:zeroshot_classifier"),
-        MethodInfo("ensemble", "coop.methods.zeroshot:run_ensemble", "coop.methods.zeroshot:EnsembleConfig",
-                   False, False, "zero-shot CLIP with an ensemble of prompt templates",
-                   "coop.methods.zeroshot:ensemble_classifier"),
-        MethodInfo("linear_probe", "coop.methods.linear_probe:run", "coop.methods.linear_probe:LinearProbeConfig",
-                   True, False, "logistic regression on image features, C searched on the few-shot val set",
-                   "coop.methods.linear_probe:classifier", "linear_probe.safetensors"),
-        MethodInfo("coop", "coop.methods.coop:run", "coop.methods.coop:CoOpConfig",
-                   True, True, "context optimisation: learned prompt vectors, CLIP frozen",
-                   "coop.methods.coop:classifier", "prompt.safetensors", "coop.methods.coop:run_fused"),
-        MethodInfo("text_bias", "coop.methods.baselines:run_text_bias", "coop.methods.baselines:TextBiasConfig",
-                   True, True, "a learnable bias added to the zero-shot text features (Table 5)",
-                   fused="coop.methods.baselines:run_text_bias_fused"),
-        MethodInfo("text_transform", "coop.methods.baselines:run_text_transform",
-                   "coop.methods.baselines:TextTransformConfig",
-                   True, True, "a learnable linear layer on the text features, initialised to identity (Table 5)",
-                   fused="coop.methods.baselines:run_text_transform_fused"),
-        MethodInfo("finetune_image", "coop.methods.baselines:run_finetune_image",
-                   "coop.methods.baselines:FinetuneImageConfig",
-                   True, True, "fine-tune the image encoder under the fixed zero-shot classifier (Table 5)"),
-    ]
-}
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 
 class MethodError(ValueError):
     """An unknown method or bad method parameters."""
 
 
-def get_method(name: str) -> MethodInfo:
+class PluginError(MethodError):
+    """A plugin that does not import, declares no method, declares one badly, or clashes with another name."""
+
+
+# The modules of the built-in methods, imported on first use of the registry.
+BUILTINS = ("coop.methods.zeroshot", "coop.methods.linear_probe", "coop.methods.coop", "coop.methods.text_heads",
+            "coop.methods.finetune_image")
+# A job whose first-attempt runtime for one seed is at most this many minutes is packed with others of its kind
+# into one cluster submission (Snakemake group "short_runs") unless its method names a group of its own.
+SHORT_JOB_MINUTES = 20
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one job of the method asks a cluster for on its first attempt (retries multiply memory and time):
+    `minutes` + `minutes_per_shot` x shots of runtime for each seed it trains, `mem_mb` of host memory, and
+    its Snakemake `group` (None: "short_runs" when one seed's estimate is at most SHORT_JOB_MINUTES)."""
+
+    minutes: float = 10.0
+    minutes_per_shot: float = 0.0
+    mem_mb: int = 8000
+    group: str | None = None
+
+    def seed_minutes(self, shots: int) -> float:
+        return self.minutes + self.minutes_per_shot * shots
+
+    def runtime(self, shots: int, seeds: int = 1) -> int:
+        """First-attempt runtime in minutes of a job training `seeds` seeds at `shots` shots."""
+        return int(self.seed_minutes(shots) * max(seeds, 1))
+
+    def job_group(self, shots: int) -> str | None:
+        if self.group is not None:
+            return self.group
+        return "short_runs" if self.seed_minutes(shots) <= SHORT_JOB_MINUTES else None
+
+
+@dataclass(frozen=True)
+class Method:
+    """Everything about one method. `train(ctxs, cfg)` gets one `RunContext` per seed (zero-shot methods: one,
+    seed 0) and returns one `MethodResult` each; `classifier(ctx, cfg, run_dir)` rebuilds a finished run as
+    features -> logits over its classes (None: the method cannot be transferred)."""
+
+    name: str                       # config key and result-path folder: lower case, digits, underscores
+    config: type                    # dataclass of its parameters (defaults; optional validate() raising MethodError)
+    train: Callable[..., list]      # train(ctxs: list[RunContext], cfg) -> list[MethodResult]
+    few_shot: bool                  # trains on a few-shot subset (else shots = 0, seed = 0)
+    needs_images: bool              # reads training images / their augmented views (else cached features only)
+    description: str                # one line for `coop list`
+    display_name: str               # legends and tables, e.g. "CoOp"
+    style: Mapping[str, Any] = field(default_factory=lambda: {"marker": "^", "linestyle": ":", "markersize": 5})
+    order: int = 100                # position in legends (smaller first)
+    show_variant: bool = False      # legends name the variant even when it is "default" (a method of many variants)
+    classifier: Callable | None = None    # classifier(ctx, cfg, run_dir) -> (features -> logits)
+    classifier_file: str | None = None    # the run-folder file the classifier is rebuilt from
+    classifier_keys: tuple[str, ...] = ()  # the tensors that file must hold
+    interpretable: bool = False     # classifier_file holds "ctx", learned token embeddings (nearest words, Table 4)
+    cost: Cost = Cost()
+    plugin: str | None = None       # the plugin that registered it (None: built in); set by load_plugins
+
+    @property
+    def zero_shot(self) -> bool:
+        return not self.few_shot
+
+
+METHODS: dict[str, Method] = {}
+_loading: list[str] = []  # the plugin being imported (register() stamps its methods with it)
+_builtins_loaded = False
+
+
+def _check(m: Method) -> None:
+    def bad(problem: str, fix: str) -> PluginError:
+        where = f"plugin {m.plugin!r}" if m.plugin else "built-in method"
+        return PluginError(f"{where}: method {m.name!r} {problem}. {fix}")
+
+    if not isinstance(m.name, str) or not _NAME.fullmatch(m.name):
+        raise bad("has an invalid name", "Use lower-case letters, digits and underscores, starting with a letter "
+                                         "(it becomes a folder name under results/runs/).")
+    if not (isinstance(m.config, type) and dataclasses.is_dataclass(m.config)):
+        raise bad("declares no parameter dataclass as config", "Pass config=YourConfig, a @dataclass whose fields "
+                                                               "have defaults.")
+    try:
+        m.config()
+    except TypeError as e:
+        raise bad(f"has parameters without defaults ({e})", "Give every field of its config dataclass a default.")
+    for attr in ("train",) + (("classifier",) if m.classifier is not None else ()):
+        if not callable(getattr(m, attr)):
+            raise bad(f"declares a {attr} that is not callable", f"Pass {attr}=a function.")
+    for attr in ("description", "display_name"):
+        if not isinstance(getattr(m, attr), str) or not getattr(m, attr):
+            raise bad(f"lacks a {attr}", f"Pass {attr}='...'.")
+    if m.interpretable and m.classifier_file is None:
+        raise bad("is interpretable but names no classifier_file", "Name the file holding its context 'ctx'.")
+    if m.classifier_file is not None and m.classifier is None:
+        raise bad("names a classifier_file but no classifier", "Pass classifier=a function or drop the file.")
+    if not isinstance(m.cost, Cost):
+        raise bad("declares a cost that is not a coop.methods.Cost", "Pass cost=Cost(minutes=..., mem_mb=...).")
+
+
+def register(method: Method) -> Method:
+    """Add `method` to the registry (call it at the top level of the module that defines the method)."""
+    if _loading:
+        method = dataclasses.replace(method, plugin=_loading[-1])
+    _check(method)
+    old = METHODS.get(method.name)
+    if old is not None and old != method:
+        owner = f"plugin {old.plugin!r}" if old.plugin else "a built-in method"
+        raise PluginError(f"{'plugin ' + repr(method.plugin) if method.plugin else 'coop'}: method name "
+                          f"{method.name!r} is already taken by {owner}. Give the new method another name.")
+    METHODS[method.name] = method
+    return method
+
+
+def _ensure_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        for module in BUILTINS:
+            importlib.import_module(module)
+
+
+def all_methods() -> dict[str, Method]:
+    """Every registered method (built-ins first, then plugins), by name."""
+    _ensure_builtins()
+    return dict(METHODS)
+
+
+def get_method(name: str) -> Method:
+    _ensure_builtins()
     try:
         return METHODS[name]
     except KeyError:
         raise MethodError(
-            f"Unknown method {name!r}. Known methods: {', '.join(METHODS)} (`coop list` describes them)."
+            f"Unknown method {name!r}. Known methods: {', '.join(METHODS)} (`coop list` describes them; a "
+            "method of your own is loaded with `plugins:` in the config or `coop --plugin MODULE`)."
         ) from None
 
 
-def _load(target: str):
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+def _import_plugin(plugin: str):
+    if plugin.endswith(".py") or "/" in plugin or "\\" in plugin:
+        path = Path(plugin).expanduser()
+        if not path.is_file():
+            raise PluginError(f"plugin {plugin!r}: no such file. Give the path of a .py file or an importable "
+                              "module name (e.g. my_package.my_method).")
+        name = f"coop_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(plugin)
 
 
-def create_method(name: str):
-    """The method's run function: run(ctx: RunContext, cfg) -> MethodResult."""
-    return _load(get_method(name).target)
+def load_plugins(plugins: list[str] | tuple[str, ...]) -> list[Method]:
+    """Import each plugin (a module name, or a .py file path) and return the methods it registered. Each must
+    register at least one method, under a name that no built-in or other plugin uses."""
+    _ensure_builtins()
+    added: list[Method] = []
+    for plugin in plugins:
+        if any(m.plugin == plugin for m in METHODS.values()):
+            added += [m for m in METHODS.values() if m.plugin == plugin]
+            continue
+        before = set(METHODS)
+        _loading.append(plugin)
+        try:
+            _import_plugin(plugin)
+        except PluginError:
+            raise
+        except ModuleNotFoundError as e:
+            raise PluginError(f"plugin {plugin!r} does not import: {e}. Install it (pip install -e <its folder>), "
+                              "put its folder on PYTHONPATH, or give the path of its .py file.") from None
+        except Exception as e:
+            raise PluginError(f"plugin {plugin!r} failed while importing: {type(e).__name__}: {e}. Fix the "
+                              "module (see the README, 'Extending').") from None
+        finally:
+            _loading.pop()
+        new = [METHODS[n] for n in METHODS if n not in before]
+        if not new:
+            raise PluginError(f"plugin {plugin!r} registered no method. At its top level call "
+                              "coop.methods.register(Method(name=..., config=..., train=..., ...)).")
+        added += new
+    return added
 
 
-def fused_method(name: str):
-    """The method's fused trainer of several seeds, run(ctxs, cfg) -> [MethodResult], or None."""
-    info = get_method(name)
-    return _load(info.fused) if info.fused else None
+def method_config_class(name: str) -> type:
+    return get_method(name).config
 
 
-def method_config_class(name: str):
-    return _load(get_method(name).config)
-
-
-def method_classifier(name: str):
+def method_classifier(name: str) -> Callable:
     """classifier(ctx, cfg, run_dir) -> (features -> logits over the run's classes), for transfer."""
-    info = get_method(name)
-    if info.classifier is None:
+    m = get_method(name)
+    if m.classifier is None:
         raise MethodError(f"{name} cannot be evaluated on other datasets (no classifier to transfer).")
-    return _load(info.classifier)
+    return m.classifier

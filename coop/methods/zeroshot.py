@@ -1,14 +1,13 @@
-"""Zero-shot CLIP: one hand-crafted prompt per dataset, or an ensemble of prompt templates."""
+"""Zero-shot CLIP: one hand-crafted prompt per dataset (`zeroshot`), or an ensemble of prompt templates
+(`ensemble`, the paper's Table 2)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from coop.evaluate import cosine_logits
 from coop.methods.base import MethodResult, RunContext
-from coop.models.text import encode_texts
+from coop.methods.registry import Cost, Method, register
 
 # The paper's ensemble for ImageNet (Table 2); other datasets add their own template.
 ENSEMBLE_TEMPLATES = (
@@ -31,6 +30,10 @@ class EnsembleConfig:
 
 def class_text_features(ctx: RunContext, templates: list[str], cut: bool = True) -> np.ndarray:
     """Mean of L2-normalised features over templates, re-normalised: (n_classes, D)."""
+    import torch
+
+    from coop.models.text import encode_texts
+
     clip = ctx.clip
     feats = []
     for t in templates:
@@ -49,19 +52,27 @@ def _templates(ctx: RunContext, cfg: ZeroShotConfig | EnsembleConfig) -> list[st
     return templates
 
 
-def zeroshot_classifier(ctx: RunContext, cfg: ZeroShotConfig | EnsembleConfig, run_dir=None):
+def classifier(ctx: RunContext, cfg: ZeroShotConfig | EnsembleConfig, run_dir=None):
     """features -> cosine logits against the class text features of the prompt template(s)."""
+    from coop.evaluate import cosine_logits
+
     text = class_text_features(ctx, _templates(ctx, cfg), cfg.cut_text)
     scale = float(ctx.clip.model.logit_scale.exp())
     return lambda features: cosine_logits(features, text, scale)
 
 
-ensemble_classifier = zeroshot_classifier
+def train(ctxs: list[RunContext], cfg: ZeroShotConfig | EnsembleConfig) -> list[MethodResult]:
+    """Nothing to train: the test features scored against the prompts' text features."""
+    return [MethodResult(classifier(c, cfg)(c.test.features), info={"templates": _templates(c, cfg)}) for c in ctxs]
 
 
-def run_zeroshot(ctx: RunContext, cfg: ZeroShotConfig | EnsembleConfig) -> MethodResult:
-    logits = zeroshot_classifier(ctx, cfg)(ctx.test.features)
-    return MethodResult(logits, info={"templates": _templates(ctx, cfg)})
-
-
-run_ensemble = run_zeroshot
+_ZERO_SHOT = dict(train=train, few_shot=False, needs_images=False, classifier=classifier,
+                  cost=Cost(minutes=15, group="zeroshot"))
+ZEROSHOT = register(Method(
+    name="zeroshot", config=ZeroShotConfig, description="zero-shot CLIP with the dataset's hand-crafted prompt",
+    display_name="Zero-shot CLIP", style={"marker": "*", "linestyle": "none", "markersize": 13}, order=0,
+    **_ZERO_SHOT))
+ENSEMBLE = register(Method(
+    name="ensemble", config=EnsembleConfig, description="zero-shot CLIP with an ensemble of prompt templates",
+    display_name="Prompt ensembling", style={"marker": "D", "linestyle": "none", "markersize": 7}, order=1,
+    **_ZERO_SHOT))

@@ -8,7 +8,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 BICUBIC = T.InterpolationMode.BICUBIC
 
 
-CROP_MIN = 0.08  # the official RandomResizedCrop's smallest crop area
+from coop.defaults import CROP_MIN  # noqa: F401  (re-exported)
 
 
 def train_transform(size: int, crop_min: float = CROP_MIN) -> T.Compose:
