@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from coop.store import RESULTS
+
 
 def _add_backbone(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default="toy-rn", help="label used in result paths (default: toy-rn)")
@@ -247,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="default", help="name of this parameter set (recorded)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method parameter")
     p.add_argument("--data-root", default="data")
-    p.add_argument("--cache-dir", default="results", help="where manifests and feature caches live")
+    p.add_argument("--cache-dir", default=RESULTS, help="where manifests and feature caches live")
     p.add_argument("--out", required=True, help="output folder for metrics.json ({seed} is replaced by the seed)")
     _add_backbone(p)
     p.set_defaults(func=cmd_run)
@@ -304,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", nargs="+", required=True, help="run folders (e.g. the seeds of one cell)")
     p.add_argument("--target", nargs="+", required=True)
     p.add_argument("--data-root", default="data")
-    p.add_argument("--cache-dir", default="results")
+    p.add_argument("--cache-dir", default=RESULTS)
     p.add_argument("--device", default=None)
     p.add_argument("--out", required=True, help="one JSON list with a record per run")
     p.set_defaults(func=cmd_transfer)

@@ -20,32 +20,15 @@ from coop.features import Features, load_features, save_features
 from coop.io import atomic_path, remove_stale_temps, write_json
 from coop.methods.base import RunContext
 from coop.defaults import CROP_MIN
+from coop.store import checkpoint_path, feature_keys, features_path, manifest_path, views_path  # noqa: F401
 from coop.methods.registry import MethodError, get_method
 from coop import protocol
 from coop.provenance import default_device, device_name, git_commit, peak_memory_mb, versions
 
 
-def manifest_path(cache_dir: str | Path, dataset: str, shots: int, seed: int) -> Path:
-    return Path(cache_dir) / "fewshot" / dataset / f"shots{shots}_seed{seed}.json"
-
-
-def features_path(cache_dir: str | Path, dataset: str, backbone: str, part: str) -> Path:
-    return Path(cache_dir) / "features" / dataset / backbone / f"{part}.safetensors"
-
-
-def views_path(cache_dir: str | Path, dataset: str, backbone: str, shots: int, seed: int,
-               crop_min: float = CROP_MIN) -> Path:
-    """The augmented-view cache of a few-shot subset (coop.views), beside the backbone's feature caches; one per
-    augmentation (crop_min)."""
-    crop = "" if crop_min == CROP_MIN else f"_crop{crop_min:g}"
-    return Path(cache_dir) / "features" / dataset / backbone / "views" / f"shots{shots}_seed{seed}{crop}.safetensors"
-
-
 def cache_keys(dataset: str, backbone: str, model: str, pretrained: str, part: str) -> dict[str, str]:
-    """The keys a feature cache must match: split, transform and weights included."""
-    pretrained = "random" if pretrained in ("random", "none", "", None) else str(pretrained)
-    return {"dataset": dataset, "part": part, "backbone": backbone, "model": model, "pretrained": pretrained,
-            "transform": "test"}
+    """The keys a feature cache must match (coop.store.feature_keys)."""
+    return feature_keys(dataset, backbone, model, pretrained, part)
 
 
 def compute_features(clip, dataset: str, items, data_root: str | Path, device: str):
@@ -191,11 +174,6 @@ def _finish(run: _Run, result, keep_checkpoint: bool) -> dict[str, Any]:
     ctx.log(f"accuracy {metrics['accuracy']:.2f}%  macro F1 {metrics['macro_f1']:.2f}%  "
             f"({record['wall_seconds']:.1f} s)")
     return record
-
-
-def checkpoint_path(run_dir: str | Path) -> Path:
-    """A run's training checkpoint: kept while its job is unfinished, deleted once every seed of it is done."""
-    return Path(run_dir) / "checkpoint.pt"
 
 
 def _digest(obj: Any) -> str:

@@ -20,6 +20,7 @@ from coop.data.fewshot import items_hash
 from coop.data.images import load_image
 from coop.features import CacheError, _reason
 from coop.io import atomic_path
+from coop.store import canonical_pretrained
 from coop.models.transforms import CROP_MIN, describe, train_transform
 
 FORMAT = "1"
@@ -72,9 +73,8 @@ def encode_views(clip, images: list, subset: str, epochs: range, device: str = "
 def view_keys(items: list[Item], subset: str, backbone: str, model: str, pretrained: str, image_size: int,
               crop_min: float = CROP_MIN) -> dict:
     """What a view cache must match: the subset, the images, the encoder and its weights, the transform."""
-    pretrained = "random" if pretrained in ("random", "none", "", None) else str(pretrained)
     return {"format": FORMAT, "subset": subset, "items_hash": items_hash(items), "backbone": backbone,
-            "model": model, "pretrained": pretrained, "transform": describe(train_transform(image_size, crop_min))}
+            "model": model, "pretrained": canonical_pretrained(pretrained), "transform": describe(train_transform(image_size, crop_min))}
 
 
 def check_views(path: str | Path, keys: dict) -> int:

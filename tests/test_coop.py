@@ -139,9 +139,9 @@ def test_evaluation_reads_cached_test_features_and_encodes_the_classes_once(toy_
     calls = {"text": 0, "image": 0}
     real = TextEncoder.forward
 
-    def text_forward(self, *a):
+    def text_forward(self, *a, **k):
         calls["text"] += 1
-        return real(self, *a)
+        return real(self, *a, **k)
 
     monkeypatch.setattr(TextEncoder, "forward", text_forward)
     import open_clip

@@ -1,36 +1,54 @@
-# Helpers for the rules: the run set of every experiment, input functions, wildcard constraints.
-# Imports only light coop modules (no torch): every Snakemake call parses this file.
+# Helpers for the rules: the run set of every experiment, input functions, wildcard constraints, resources.
+# Imports only light coop modules (no torch): every Snakemake call parses this file. Paths come from
+# coop.store, method facts from the methods' declarations (coop.methods.registry), defaults from the coop
+# package: nothing here names a method or restates a default.
 import json
 import os
 import re
 import shlex
 
 import coop
+from coop import store
+from coop.config import build_config
 from coop.data.datasets import get_dataset, split_path
-from coop.methods.registry import get_method
+from coop.methods.registry import MethodError, get_method, load_plugins
 
 CODE_VERSION = coop.__version__  # bump it to rerun everything after a change inside the coop package
 DATA_ROOT = config["data_root"]
 TOY = config.get("toy_world", {})
-THREADS = config.get("threads_per_job", 1)
+THREADS = config["threads_per_job"]
 EXPERIMENTS = config["experiments"]
 SEEDS = config["seeds"]  # one list for every experiment
-FUSE_SEEDS = config.get("fuse_seeds", True)  # one few-shot job per cell trains all its seeds
+FUSE_SEEDS = config["fuse_seeds"]  # one few-shot job per cell trains all its seeds
 PAPER_NAMES = config.get("paper_names", {})
-# Each coop command gets the protocol switches, so every result records the ones it ran under.
-PROTOCOL = shlex.join([a for k, v in config.get("protocol", {}).items() for a in ("--protocol", f"{k}={v}")])
-# The toy CLIPs' weights behind the "toyworld" tag: the shipped files, or pretrained in this run (pretrain.smk).
-PRETRAINING = config.get("pretraining", {})
+PLUGINS = config.get("plugins", [])
+PRETRAINING = config["pretraining"]
 SHIPPED_WEIGHTS = os.path.join(os.path.dirname(coop.__file__), "models", "pretrained")
-RUNS_ROOT = "results/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}/seed{seed}"
+R = store.RESULTS
 
 
 class ConfigError(ValueError):
     pass
 
 
+def _cli(args):
+    return shlex.join([str(a) for a in args])
+
+
 def _check_config():
-    """Names that the schema cannot check: datasets, methods, variants and backbones referenced by experiments."""
+    """What the schema cannot check: plugins import, every variant's parameters pass its method's dataclass,
+    the protocol switches exist, and the names that experiments reference are defined."""
+    load_plugins(PLUGINS)  # raises naming the plugin, the problem and the fix
+    from coop.protocol import configure
+
+    configure({k: str(v) for k, v in config.get("protocol", {}).items()})
+    for method, variants in config["methods"].items():
+        info = get_method(method)
+        for variant, params in variants.items():
+            try:
+                build_config(info.config, params or {})
+            except MethodError as e:
+                raise ConfigError(f"methods.{method}.{variant}: {e}") from None
     for name, exp in EXPERIMENTS.items():
         for ds in exp["datasets"] + exp.get("targets", []):
             get_dataset(ds)  # raises with the list of known datasets
@@ -52,10 +70,6 @@ def _check_config():
 _check_config()
 
 
-def exp_shots(exp):
-    return exp.get("shots", [1, 2, 4, 8, 16])
-
-
 def experiment_cells(exp):
     """(dataset, backbone, method, variant, shots, seed) of every run an experiment needs."""
     for dataset in exp["datasets"]:
@@ -63,16 +77,26 @@ def experiment_cells(exp):
             for run in exp["runs"].values():
                 method, variant = run.split("/")
                 if get_method(method).few_shot:
-                    for shots in exp_shots(exp):
+                    for shots in exp["shots"]:
                         for seed in SEEDS:
                             yield dataset, backbone, method, variant, shots, seed
                 else:
                     yield dataset, backbone, method, variant, 0, 0
 
 
-def run_file(dataset, backbone, method, variant, shots, seed, name="metrics.json"):
-    return os.path.join(RUNS_ROOT.format(dataset=dataset, backbone=backbone, method=method, variant=variant,
-                                         shots=shots, seed=seed), name)
+def run_file(dataset, backbone, method, variant, shots, seed, name=store.METRICS):
+    return store.run_file(R, dataset, backbone, method, variant, shots, seed, name)
+
+
+def run_pattern(name=store.METRICS, **fixed):
+    """A run file's pattern: the wildcards of a run, with `fixed` fields filled in (e.g. shots=0)."""
+    fields = {k: "{%s}" % k for k in ("dataset", "backbone", "method", "variant", "shots", "seed")}
+    return run_file(**{**fields, **fixed}, name=name)
+
+
+def fewshot_outputs():
+    """The metrics.json files one few-shot job writes: every seed's (fuse_seeds), else its own seed's."""
+    return [run_pattern(seed=s) for s in SEEDS] if FUSE_SEEDS else [run_pattern()]
 
 
 def runs_of(*names):
@@ -86,15 +110,17 @@ def transfers():
     if "domain_shift" not in EXPERIMENTS:
         return []
     cells = {c[:5] for c in experiment_cells(EXPERIMENTS["domain_shift"])}
-    return sorted("results/transfer/{}/{}/{}/{}/shots{}.json".format(*c) for c in cells)
+    return sorted(store.transfer_path(R, *c) for c in cells)
 
 
 def interpretations():
-    """Nearest words of the learned context of the first seed's CoOp runs (the paper shows one run)."""
+    """Nearest words of the learned context of the first seed's runs of interpretable methods (the paper shows
+    one run)."""
     if "interpretation" not in EXPERIMENTS:
         return []
     cells = experiment_cells(EXPERIMENTS["interpretation"])
-    return sorted({run_file(*c, name="nearest_words.json") for c in cells if c[2] == "coop" and c[5] == SEEDS[0]})
+    return sorted({run_file(*c, name="nearest_words.json") for c in cells
+                   if get_method(c[2]).interpretable and c[5] == SEEDS[0]})
 
 
 def all_datasets():
@@ -132,18 +158,22 @@ def split_file(wildcards):
 
 
 def manifest(dataset, shots, seed):
-    return f"results/fewshot/{dataset}/shots{shots}_seed{seed}.json"
+    return str(store.manifest_path(R, dataset, shots, seed))
 
 
 def pretrained_weights(model):
-    return f"results/pretrained/{model}.safetensors"
+    return store.path("pretrained", R, model=model)
+
+
+def test_features(dataset, backbone):
+    return str(store.features_path(R, dataset, backbone, "test"))
 
 
 def backbone_pretrained(backbone):
     """What --pretrained gets: the backbone's tag or path; "toyworld" becomes this run's own pretrained file
     when pretraining.source is "workflow"."""
     b = config["backbones"][backbone]
-    if b["pretrained"] == "toyworld" and PRETRAINING.get("source", "shipped") == "workflow":
+    if b["pretrained"] == "toyworld" and PRETRAINING["source"] == "workflow":
         return pretrained_weights(b.get("model", backbone))
     return str(b["pretrained"])
 
@@ -161,14 +191,34 @@ def backbone_weights(wildcards):
 
 def backbone_args(wildcards):
     b = config["backbones"][wildcards.backbone]
-    return shlex.join([
-        "--backbone", wildcards.backbone, "--model", b.get("model", wildcards.backbone),
-        "--pretrained", backbone_pretrained(wildcards.backbone), "--init-seed", str(b.get("init_seed", 0)),
-    ])
+    args = ["--backbone", wildcards.backbone, "--model", b.get("model", wildcards.backbone),
+            "--pretrained", backbone_pretrained(wildcards.backbone)]
+    return _cli(args + (["--init-seed", b["init_seed"]] if "init_seed" in b else []))
 
 
-def test_features(dataset, backbone):
-    return f"results/features/{dataset}/{backbone}/test.safetensors"
+def coop_args(wildcards=None, methods=(), all_plugins=False):
+    """The coop command's global options: the protocol switches (so every result records the ones it ran
+    under) and the plugins its methods come from (only those, so adding a plugin reruns nothing else)."""
+    args = [a for k, v in config.get("protocol", {}).items() for a in ("--protocol", f"{k}={v}")]
+    names = list(methods) + ([wildcards.method] if wildcards is not None and "method" in wildcards.keys() else [])
+    plugins = PLUGINS if all_plugins else sorted({get_method(m).plugin for m in names} - {None})
+    return _cli(args + [a for p in plugins for a in ("--plugin", p)])
+
+
+def report_args(wildcards=None):
+    return coop_args(all_plugins=True)
+
+
+def shots_of(wildcards):
+    """A run job's shots (zero-shot rules have no shots wildcard: 0)."""
+    return int(wildcards.shots) if "shots" in wildcards.keys() else 0
+
+
+def job_seeds(wildcards):
+    """The seeds one job of this cell trains: every seed (fuse_seeds) or the job's own."""
+    if shots_of(wildcards) == 0:
+        return [0]
+    return SEEDS if FUSE_SEEDS else [int(wildcards.seed)]
 
 
 def run_inputs(wildcards):
@@ -178,31 +228,33 @@ def run_inputs(wildcards):
     inputs = {"split": split_file(wildcards), "test": test_features(wildcards.dataset, wildcards.backbone),
               "weights": backbone_weights(wildcards)}
     if info.few_shot:
-        seeds = SEEDS if FUSE_SEEDS else [wildcards.seed]
-        inputs["manifests"] = [manifest(wildcards.dataset, wildcards.shots, s) for s in seeds]
+        inputs["manifests"] = [manifest(wildcards.dataset, shots_of(wildcards), s) for s in job_seeds(wildcards)]
         if not info.needs_images:
-            inputs["fewshot"] = f"results/features/{wildcards.dataset}/{wildcards.backbone}/fewshot.safetensors"
+            inputs["fewshot"] = str(store.features_path(R, wildcards.dataset, wildcards.backbone, "fewshot"))
     return inputs
+
+
+def run_out(wildcards):
+    """--out of a run job: its run folder, with "{seed}" where coop run puts each seed."""
+    w = wildcards
+    return str(store.run_dir(R, w.dataset, w.backbone, w.method, w.variant, shots_of(w),
+                             "{seed}" if shots_of(w) else 0))
 
 
 def transfer_targets(wildcards):
     return EXPERIMENTS["domain_shift"]["targets"]
 
 
-def cell_seeds(wildcards):
-    return SEEDS if int(wildcards.shots) > 0 else [0]
-
-
 def cell_runs(wildcards):
     w = wildcards
-    return [os.path.dirname(run_file(w.dataset, w.backbone, w.method, w.variant, w.shots, s))
-            for s in cell_seeds(wildcards)]
+    return [str(store.run_dir(R, w.dataset, w.backbone, w.method, w.variant, w.shots, s))
+            for s in (SEEDS if int(w.shots) > 0 else [0])]
 
 
 def transfer_inputs(wildcards):
     targets = transfer_targets(wildcards)
     return {
-        "runs": [os.path.join(d, "metrics.json") for d in cell_runs(wildcards)],
+        "runs": [os.path.join(d, store.METRICS) for d in cell_runs(wildcards)],
         "splits": [str(split_path(DATA_ROOT, get_dataset(t))) for t in targets],
         "features": [test_features(t, wildcards.backbone) for t in targets],
     }
@@ -215,7 +267,16 @@ def method_args(wildcards):
     def text(v):
         return "none" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
-    return shlex.join([a for k, v in params.items() for a in ("--set", f"{k}={text(v)}")])
+    return _cli([a for k, v in params.items() for a in ("--set", f"{k}={text(v)}")])
+
+
+TOY_FLAGS = {"n_train": "--n-train", "n_val": "--n-val", "n_test": "--n-test", "image_size": "--image-size",
+             "seed": "--seed"}
+
+
+def given_args(settings, names):
+    """--flag value for each of `names` (setting -> flag) that `settings` gives; the rest keep coop's defaults."""
+    return _cli([a for key, flag in names.items() if key in settings for a in (flag, settings[key])])
 
 
 def experiment_json(name):
@@ -267,36 +328,43 @@ def final_outputs():
 
 
 # Cluster resources (read by a cluster executor, e.g. `snakemake --profile slurm`; a local run ignores them
-# unless --resources limits them). Every GPU rule asks one GPU, its threads as CPUs, GPU_MEM_MB of host memory
-# and a runtime in minutes for the first attempt; memory and runtime grow with each retry (the profile sets
-# `retries`), so a job killed for its time or memory limit is resubmitted with more.
+# unless --resources limits them). Every GPU rule asks one GPU, its threads as CPUs, host memory and a runtime
+# in minutes for the first attempt; memory and runtime grow with each retry (the profile sets `retries`), so a
+# job killed for its time or memory limit is resubmitted with more. Run jobs take memory, runtime and group from
+# their method's declared cost (coop.methods.registry.Cost); the other GPU rules from GPU_MEM_MB and their own
+# runtime.
 GPU_MEM_MB = 8000
 
 
-def gpu_mem_mb(wildcards, attempt):
-    return GPU_MEM_MB * attempt
+def gpu_resources(minutes, mem_mb=GPU_MEM_MB):
+    """The resources of a GPU rule: `minutes` and `mem_mb` are numbers or functions of the wildcards."""
+
+    def value(v, wildcards):
+        return v(wildcards) if callable(v) else v
+
+    return {
+        "gpu": 1,
+        "cpus_per_task": lambda wildcards, threads: threads,
+        "mem_mb": lambda wildcards, attempt: int(value(mem_mb, wildcards) * attempt),
+        "runtime": lambda wildcards, attempt: int(value(minutes, wildcards) * attempt),
+    }
 
 
-def gpu_runtime(minutes):
-    """runtime= of a GPU rule: `minutes` (a number, or a function of the wildcards) x the attempt."""
-
-    def runtime(wildcards, attempt):
-        base = minutes(wildcards) if callable(minutes) else minutes
-        return int(base * attempt)
-
-    return runtime
+def run_minutes(wildcards):
+    """A run job's first-attempt runtime: its method's cost for the seeds it trains."""
+    return get_method(wildcards.method).cost.runtime(shots_of(wildcards), len(job_seeds(wildcards)))
 
 
-def training_minutes(wildcards):
-    """One few-shot job's first-attempt runtime: per seed it trains, 10 min + 8 min per shot for CoOp and the
-    other trained methods (16 shots: 138 min, generous for ImageNet's 16,000 images x 50 epochs on one GPU),
-    10 min for the linear probe (features are cached)."""
-    per_seed = 10 if wildcards.method == "linear_probe" else 10 + 8 * int(wildcards.shots)
-    return per_seed * (len(SEEDS) if FUSE_SEEDS else 1)
+def run_mem_mb(wildcards):
+    return get_method(wildcards.method).cost.mem_mb
+
+
+RUN_RESOURCES = gpu_resources(run_minutes, run_mem_mb)
 
 
 # Groups: on a cluster, many short GPU jobs are packed into one submission each (the profile's
 # group-components says how many) instead of each waiting in the queue; a local run ignores groups.
-# "features": feature extraction; "zeroshot": zero-shot runs; "short_runs": the linear probe and 1-shot runs.
+# "features": feature extraction; run jobs: their method's Cost.job_group ("zeroshot" for zero-shot methods,
+# "short_runs" for jobs of at most coop.methods.registry.SHORT_JOB_MINUTES per seed: the linear probe, 1 shot).
 def run_group(wildcards):
-    return "short_runs" if wildcards.method == "linear_probe" or int(wildcards.shots) == 1 else None
+    return get_method(wildcards.method).cost.job_group(shots_of(wildcards))

@@ -5,11 +5,7 @@ rule toy_dataset:
     output:
         f"{DATA_ROOT}/{{dataset}}/split_zhou_{{split_name}}.json",
     params:
-        n_train=TOY.get("n_train", 24),
-        n_val=TOY.get("n_val", 8),
-        n_test=TOY.get("n_test", 40),
-        image_size=TOY.get("image_size", 32),
-        seed=TOY.get("seed", 0),
+        toy=given_args(TOY, TOY_FLAGS),
         root=subpath(output[0], ancestor=2),
     conda:
         "../../environment.yml"
@@ -21,19 +17,17 @@ rule toy_dataset:
         dataset="toy_[a-z0-9_]+",
     localrule: True
     shell:
-        "coop data toy --dataset {wildcards.dataset} --root {params.root} --n-train {params.n_train} "
-        "--n-val {params.n_val} --n-test {params.n_test} --image-size {params.image_size} "
-        "--seed {params.seed} > {log} 2>&1"
+        "coop data toy --dataset {wildcards.dataset} --root {params.root} {params.toy} > {log} 2>&1"
 
 
 rule fewshot_manifest:
     input:
         split_file,
     output:
-        "results/fewshot/{dataset}/shots{shots}_seed{seed}.json",
+        manifest("{dataset}", "{shots}", "{seed}"),
     params:
         root=DATA_ROOT,
-        protocol=PROTOCOL,
+        coop=coop_args,
     conda:
         "../../environment.yml"
     log:
@@ -42,7 +36,7 @@ rule fewshot_manifest:
         "results/benchmarks/fewshot/{dataset}/shots{shots}_seed{seed}.tsv"
     localrule: True
     shell:
-        "coop {params.protocol} data sample --dataset {wildcards.dataset} --shots {wildcards.shots} "
+        "coop {params.coop} data sample --dataset {wildcards.dataset} --shots {wildcards.shots} "
         "--seed {wildcards.seed} --root {params.root} --out {output} > {log} 2>&1"
 
 

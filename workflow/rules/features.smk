@@ -11,13 +11,10 @@ rule test_features:
         backbone=backbone_args,
         root=DATA_ROOT,
         code_version=CODE_VERSION,
-        protocol=PROTOCOL,
+        coop=coop_args,
     threads: THREADS
     resources:
-        gpu=1,
-        cpus_per_task=lambda wildcards, threads: threads,
-        mem_mb=gpu_mem_mb,
-        runtime=gpu_runtime(30),
+        **gpu_resources(30),
     group:
         "features"
     conda:
@@ -27,7 +24,7 @@ rule test_features:
     benchmark:
         "results/benchmarks/features/{dataset}/{backbone}/test.tsv"
     shell:
-        "coop --threads {threads} {params.protocol} features --dataset {wildcards.dataset} --part test --root {params.root} "
+        "coop --threads {threads} {params.coop} features --dataset {wildcards.dataset} --part test --root {params.root} "
         "{params.backbone} --out {output} > {log} 2>&1"
 
 
@@ -42,13 +39,10 @@ rule fewshot_features:
         backbone=backbone_args,
         root=DATA_ROOT,
         code_version=CODE_VERSION,
-        protocol=PROTOCOL,
+        coop=coop_args,
     threads: THREADS
     resources:
-        gpu=1,
-        cpus_per_task=lambda wildcards, threads: threads,
-        mem_mb=gpu_mem_mb,
-        runtime=gpu_runtime(15),
+        **gpu_resources(15),
     group:
         "features"
     conda:
@@ -58,5 +52,5 @@ rule fewshot_features:
     benchmark:
         "results/benchmarks/features/{dataset}/{backbone}/fewshot.tsv"
     shell:
-        "coop --threads {threads} {params.protocol} features --dataset {wildcards.dataset} --part fewshot "
+        "coop --threads {threads} {params.coop} features --dataset {wildcards.dataset} --part fewshot "
         "--manifest {input.manifests} --root {params.root} {params.backbone} --out {output} > {log} 2>&1"

@@ -8,13 +8,12 @@ rule pretrain:
     output:
         pretrained_weights("{model}"),
     params:
-        steps=lambda w: PRETRAINING["models"][w.model]["steps"],
-        batch_size=lambda w: PRETRAINING["models"][w.model].get("batch_size", 128),
-        seed=lambda w: PRETRAINING["models"][w.model].get("seed", 0),
+        settings=lambda w: given_args(PRETRAINING["models"][w.model],
+                                      {"steps": "--steps", "batch_size": "--batch-size", "seed": "--seed"}),
         code_version=CODE_VERSION,
     wildcard_constraints:
         model=_alternatives(PRETRAINING.get("models", {})),
-    threads: PRETRAINING.get("threads", 1)
+    threads: PRETRAINING["threads"]
     resources:
         cpus_per_task=lambda wildcards, threads: threads,
         mem_mb=4000,
@@ -26,5 +25,4 @@ rule pretrain:
     benchmark:
         "results/benchmarks/pretrain/{model}.tsv"
     shell:
-        "coop --threads {threads} pretrain --model {wildcards.model} --steps {params.steps} "
-        "--batch-size {params.batch_size} --seed {params.seed} --out {output} > {log} 2>&1"
+        "coop --threads {threads} pretrain --model {wildcards.model} {params.settings} --out {output} > {log} 2>&1"

@@ -1,0 +1,93 @@
+"""The store: where every artefact of a benchmark lives, written once for the package and the workflow alike.
+
+Each kind of artefact has one path pattern relative to the results folder (`RESULTS` unless a `root` is
+given). `path(kind, **fields)` fills it in; a field given as a Snakemake wildcard ("{dataset}") stays one, so the
+workflow builds its input and output patterns from the same table the package writes to.
+Light: no torch or pandas (the workflow imports this at every parse).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from coop.defaults import CROP_MIN
+
+RESULTS = "results"      # the results folder of a workflow run, and the CLI's default --cache-dir
+FIGURES = "figures"      # the paper's figures (beside results/, as in the paper's repository layout)
+
+PATTERNS = {
+    # few-shot subsets that every method shares (coop.data.fewshot)
+    "manifest": "fewshot/{dataset}/shots{shots}_seed{seed}.json",
+    # test-transform image features of a split part ("test", or "fewshot": every subset's images) (coop.features)
+    "features": "features/{dataset}/{backbone}/{part}.safetensors",
+    # augmented training views of one subset (coop.views); {crop} is "" for the official crop_min
+    "views": "features/{dataset}/{backbone}/views/shots{shots}_seed{seed}{crop}.safetensors",
+    # one run: metrics.json (written last), learned parameters, nearest words, its training checkpoint
+    "run": "runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}/seed{seed}",
+    # the runs of a cell (every seed) evaluated on other datasets (coop.transfer)
+    "transfer": "transfer/{dataset}/{backbone}/{method}/{variant}/shots{shots}.json",
+    # toy CLIPs pretrained in this run (coop.pretrain)
+    "pretrained": "pretrained/{model}.safetensors",
+    # tables (CSV, and Markdown beside the paper's)
+    "table": "tables/{name}.csv",
+    "table_md": "tables/{name}.md",
+}
+CHECKPOINT = "checkpoint.pt"   # inside a run folder: kept while its job is unfinished
+METRICS = "metrics.json"       # inside a run folder: its presence means the run is complete
+
+
+def path(kind: str, root: str | Path = RESULTS, **fields) -> str:
+    """The path of an artefact: `kind` is a key of PATTERNS; every field of its pattern must be given."""
+    try:
+        pattern = PATTERNS[kind]
+    except KeyError:
+        raise KeyError(f"unknown artefact kind {kind!r}; known: {', '.join(PATTERNS)}") from None
+    return str(Path(root) / pattern.format(**fields))
+
+
+def crop_suffix(crop_min: float) -> str:
+    return "" if crop_min == CROP_MIN else f"_crop{crop_min:g}"
+
+
+def manifest_path(root: str | Path, dataset: str, shots, seed) -> Path:
+    return Path(path("manifest", root, dataset=dataset, shots=shots, seed=seed))
+
+
+def features_path(root: str | Path, dataset: str, backbone: str, part: str) -> Path:
+    return Path(path("features", root, dataset=dataset, backbone=backbone, part=part))
+
+
+def views_path(root: str | Path, dataset: str, backbone: str, shots, seed, crop_min: float = CROP_MIN) -> Path:
+    """The augmented-view cache of a few-shot subset, beside the backbone's feature caches; one per
+    augmentation (crop_min)."""
+    return Path(path("views", root, dataset=dataset, backbone=backbone, shots=shots, seed=seed,
+                     crop=crop_suffix(crop_min)))
+
+
+def run_dir(root: str | Path, dataset: str, backbone: str, method: str, variant: str, shots, seed) -> Path:
+    return Path(path("run", root, dataset=dataset, backbone=backbone, method=method, variant=variant, shots=shots,
+                     seed=seed))
+
+
+def run_file(root: str | Path, dataset: str, backbone: str, method: str, variant: str, shots, seed,
+             name: str = METRICS) -> str:
+    return str(run_dir(root, dataset, backbone, method, variant, shots, seed) / name)
+
+
+def checkpoint_path(run_folder: str | Path) -> Path:
+    """A run's training checkpoint: kept while its job is unfinished, deleted once every seed of it is done."""
+    return Path(run_folder) / CHECKPOINT
+
+
+def transfer_path(root: str | Path, dataset: str, backbone: str, method: str, variant: str, shots) -> str:
+    return path("transfer", root, dataset=dataset, backbone=backbone, method=method, variant=variant, shots=shots)
+
+
+def canonical_pretrained(pretrained) -> str:
+    """The weights as feature caches record them: every spelling of random weights is "random"."""
+    return "random" if pretrained in ("random", "none", "", None) else str(pretrained)
+
+
+def feature_keys(dataset: str, backbone: str, model: str, pretrained, part: str) -> dict[str, str]:
+    """The keys a feature cache must match: split, transform and weights included."""
+    return {"dataset": dataset, "part": part, "backbone": backbone, "model": model,
+            "pretrained": canonical_pretrained(pretrained), "transform": "test"}
