@@ -6,6 +6,7 @@ features encoded once. Their modules: coop.models.heads."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from coop.methods.base import MethodResult, RunContext
@@ -75,29 +76,62 @@ def _train_heads(ctxs: list[RunContext], cfg: TrainedConfig, make_head: Callable
 
 def train_text_bias(ctxs: list[RunContext], cfg: TextBiasConfig) -> list[MethodResult]:
     """Learn a bias on the zero-shot text features (per class, or one shared vector)."""
-    from coop.models.heads import TextBias
-
-    results = _train_heads(ctxs, cfg, lambda n_cls, dim: TextBias(n_cls, dim, cfg.shared))
+    results = _train_heads(ctxs, cfg, lambda n_cls, dim: _bias(cfg, n_cls, dim))
     for r in results:
-        r.info["bias_shape"] = list(r.artifacts[TextBias.artifact]["bias"].shape)
+        r.info["bias_shape"] = list(r.artifacts["text_bias.safetensors"]["bias"].shape)
     return results
 
 
 def train_text_transform(ctxs: list[RunContext], cfg: TextTransformConfig) -> list[MethodResult]:
     """Learn a linear layer (identity init) on the zero-shot text features."""
+    return _train_heads(ctxs, cfg, lambda n_cls, dim: _transform(cfg, n_cls, dim))
+
+
+def _head_classifier(make_head, artifact: str):
+    """classifier(ctx, cfg, run_dir): the zero-shot text features through the run's learned head (its file)."""
+
+    def classifier(ctx: RunContext, cfg: TrainedConfig, run_dir):
+        import torch
+        from safetensors.torch import load_file
+
+        from coop.evaluate import cosine_logits
+        from coop.models.heads import TextHeadClassifier
+
+        text = zeroshot_text(ctx)
+        head = make_head(cfg, *text.shape).to(ctx.device)
+        head.load_tensors(load_file(str(Path(run_dir) / artifact)))
+        with torch.no_grad():
+            learned = TextHeadClassifier(torch.nn.Identity(), text, head, ctx.clip.model.logit_scale)
+            learned = learned.text_features().float().cpu().numpy()
+        scale = float(ctx.clip.model.logit_scale.exp())
+        return lambda features: cosine_logits(features, learned, scale)
+
+    return classifier
+
+
+def _bias(cfg, n_cls, dim):
+    from coop.models.heads import TextBias
+
+    return TextBias(n_cls, dim, cfg.shared)
+
+
+def _transform(cfg, n_cls, dim):
     from coop.models.heads import TextTransform
 
-    return _train_heads(ctxs, cfg, lambda n_cls, dim: TextTransform(dim))
+    return TextTransform(dim)
 
 
 TEXT_BIAS = register(Method(
     name="text_bias", config=TextBiasConfig, train=train_text_bias, few_shot=True, needs_images=True,
     description="a learnable bias added to the zero-shot text features (Table 5)", display_name="Text bias",
     style={"marker": "v", "linestyle": "-.", "markersize": 5}, order=5, cost=TRAINED_COST,
+    classifier=_head_classifier(_bias, "text_bias.safetensors"), classifier_file="text_bias.safetensors",
+    classifier_keys=("bias",),
 ))
 TEXT_TRANSFORM = register(Method(
     name="text_transform", config=TextTransformConfig, train=train_text_transform, few_shot=True,
     needs_images=True, description="a learnable linear layer on the text features, initialised to identity (Table 5)",
     display_name="Text transformation layer", style={"marker": "<", "linestyle": "-.", "markersize": 5}, order=6,
-    cost=TRAINED_COST,
+    cost=TRAINED_COST, classifier=_head_classifier(_transform, "text_transform.safetensors"),
+    classifier_file="text_transform.safetensors", classifier_keys=("weight", "bias"),
 ))

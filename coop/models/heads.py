@@ -27,6 +27,10 @@ class TextBias(nn.Module):
     def tensors(self) -> dict[str, np.ndarray]:
         return {"bias": to_numpy(self.bias)}
 
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            self.bias.copy_(tensors["bias"])
+
 
 class TextTransform(nn.Module):
     """text @ weight.T + bias, a D x D linear layer initialised to the identity (bias 0)."""
@@ -45,6 +49,11 @@ class TextTransform(nn.Module):
 
     def tensors(self) -> dict[str, np.ndarray]:
         return {"weight": to_numpy(self.linear.weight), "bias": to_numpy(self.linear.bias)}
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            self.linear.weight.copy_(tensors["weight"])
+            self.linear.bias.copy_(tensors["bias"])
 
 
 class TextHeadClassifier(nn.Module):
