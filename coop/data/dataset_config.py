@@ -133,7 +133,7 @@ def dataset_from_config(name: str, entry: Mapping[str, Any]) -> DatasetSpec:
         if (split_file is None) == (split_name is None):
             raise _bad(name, "layout split_json needs exactly one of 'split_file' and 'split_name'"
                        + (" (both are set)" if split_file is not None else ""),
-                       f"{_HELP['split_file']} Or: {_HELP['split_name']}")
+                       f"{_HELP['split_file']} Or s{_HELP['split_name'][1:]}")
         split_file = _relative(name, "split_file" if split_file is not None else "split_name",
                                split_file if split_file is not None else zhou_split_file(split_name))
     else:
@@ -154,7 +154,7 @@ def check_dataset_on_disk(root: str | Path, spec: DatasetSpec) -> None:
     """
     what = f"Config entry datasets.{spec.name}" if spec.configured else f"Dataset {spec.name!r}"
     folder = dataset_dir(root, spec)
-    where = ("the absolute path" if Path(spec.folder).is_absolute()
+    where = ("an absolute path" if Path(spec.folder).is_absolute()
              else f"{spec.folder!r} under the data root {root}")
     layout = f"Expected {expected_layout(spec)}."
     if not folder.is_dir():
