@@ -283,3 +283,28 @@ def test_bad_image_folder_contents(tmp_path, register):
     (folder / "train" / "birch").mkdir()  # an empty class folder
     with pytest.raises(DatasetError, match="holds no images.*Put images into it, or remove the folder"):
         read_split(tmp_path, spec)
+
+
+def test_prepare_lays_out_a_config_dataset_at_an_absolute_folder(birds_root, tmp_path, register):
+    """With a source, a config dataset is staged beside its (absolute) target and renamed into place."""
+    import hashlib
+    import zipfile
+
+    from coop.data.prepare import prepare
+
+    archive = tmp_path / "birds.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for p in sorted((birds_root / "birds").rglob("*")):
+            if p.is_file():
+                z.write(p, p.relative_to(birds_root / "birds").as_posix())
+    data = tmp_path / "other_root"
+    (data / ".downloads").mkdir(parents=True)
+    (data / ".downloads" / "birds.zip").write_bytes(archive.read_bytes())
+    target = tmp_path / "elsewhere" / "birds"
+    register({"my_abs_birds": {**BIRDS, "folder": str(target)}})
+    sources = {"my_abs_birds": {"files": [{"url": "https://example.invalid/birds.zip", "filename": "birds.zip",
+                                           "checksum": "sha256:" + hashlib.sha256(archive.read_bytes()).hexdigest()}]}}
+    assert prepare("my_abs_birds", data, sources=sources, log=lambda s: None) == target
+    assert read_split(data, get_dataset("my_abs_birds")).classnames == ["house sparrow", "blue jay"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["birds"]  # no temporary folder left
+    assert sorted(p.name for p in data.iterdir()) == [".downloads"]
