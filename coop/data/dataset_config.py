@@ -75,7 +75,7 @@ _HELP = {
     "template": "Set 'template' to the zero-shot prompt with '{}' where the class name goes, e.g. "
                 "\"a photo of a {}.\".",
     "split_file": "Set 'split_file' to the split JSON's file name inside the dataset folder.",
-    "split_name": "Set 'split_name' to <Name> of a split_zhou_<Name>.json file inside the dataset folder.",
+    "split_name": f"Set 'split_name' to <Name> of a {zhou_split_file('<Name>')} file inside the dataset folder.",
     "image_dir": "Set 'image_dir' to the folder (inside the dataset folder) that the image paths are relative "
                  "to, or leave it out for the dataset folder itself.",
     "classnames": "Set 'classnames' to a text file inside the dataset folder, or leave it out.",
