@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -235,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="load methods of your own: an importable module or a .py file that registers them "
                              "(README, 'Extending'); repeat for several")
+    parser.add_argument("--datasets", default=None, metavar="JSON",
+                        help="datasets of your own, as the config's datasets: block (a JSON mapping name -> entry; "
+                             "README, 'Extending')")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="one run: dataset x backbone x method x shots x seed -> metrics.json")
@@ -386,6 +390,14 @@ def main(argv: list[str] | None = None) -> int:
             from coop.methods.registry import load_plugins
 
             load_plugins(args.plugin)
+        if args.datasets:
+            from coop.data.datasets import DatasetError, register_datasets
+
+            try:
+                block = json.loads(args.datasets)
+            except json.JSONDecodeError as e:
+                raise DatasetError(f"--datasets is not valid JSON ({e}); give a mapping name -> entry.") from None
+            register_datasets(block)
         args.func(args)
     except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)

@@ -10,7 +10,7 @@ import shlex
 import coop
 from coop import store
 from coop.config import build_config
-from coop.data.datasets import get_dataset, split_path
+from coop.data.datasets import check_dataset_on_disk, get_dataset, register_datasets, split_path, zhou_split_file
 from coop.methods.registry import MethodError, get_method, load_plugins
 
 CODE_VERSION = coop.__version__  # bump it to rerun everything after a change inside the coop package
@@ -22,6 +22,7 @@ SEEDS = config["seeds"]  # one list for every experiment
 FUSE_SEEDS = config["fuse_seeds"]  # one few-shot job per cell trains all its seeds
 PAPER_NAMES = config.get("paper_names", {})
 PLUGINS = config.get("plugins", [])
+DATASETS = config.get("datasets", {})  # datasets of the user's own, defined by config alone
 PRETRAINING = config["pretraining"]
 SHIPPED_WEIGHTS = os.path.join(os.path.dirname(coop.__file__), "models", "pretrained")
 R = store.RESULTS
@@ -39,6 +40,7 @@ def _check_config():
     """What the schema cannot check: plugins import, every variant's parameters pass its method's dataclass,
     the protocol switches exist, and the names that experiments reference are defined."""
     load_plugins(PLUGINS)  # raises naming the plugin, the problem and the fix
+    register_datasets(DATASETS)  # raises naming the entry, the problem and the fix
     from coop.protocol import configure
 
     configure({k: str(v) for k, v in config.get("protocol", {}).items()})
@@ -65,6 +67,10 @@ def _check_config():
                 )
     if "domain_shift" in EXPERIMENTS and not EXPERIMENTS["domain_shift"].get("targets"):
         raise ConfigError("experiments.domain_shift needs 'targets' (the shifted datasets to evaluate on).")
+    used = {d for e in EXPERIMENTS.values() for d in e["datasets"] + e.get("targets", [])}
+    for name in DATASETS:  # no job makes them: they must be there before any job starts
+        if name in used:
+            check_dataset_on_disk(DATA_ROOT, get_dataset(name))
 
 
 _check_config()
@@ -196,17 +202,24 @@ def backbone_args(wildcards):
     return _cli(args + (["--init-seed", b["init_seed"]] if "init_seed" in b else []))
 
 
-def coop_args(wildcards=None, methods=(), all_plugins=False):
+def coop_args(wildcards=None, datasets=(), everything=False):
     """The coop command's global options: the protocol switches (so every result records the ones it ran
-    under) and the plugins its methods come from (only those, so adding a plugin reruns nothing else)."""
+    under), the plugins its method comes from and the definitions of the user's datasets it reads (only
+    those, so adding a plugin or a dataset reruns nothing else; `everything`: all of them)."""
     args = [a for k, v in config.get("protocol", {}).items() for a in ("--protocol", f"{k}={v}")]
-    names = list(methods) + ([wildcards.method] if wildcards is not None and "method" in wildcards.keys() else [])
-    plugins = PLUGINS if all_plugins else sorted({get_method(m).plugin for m in names} - {None})
-    return _cli(args + [a for p in plugins for a in ("--plugin", p)])
+    keys = wildcards.keys() if wildcards is not None else []
+    methods = [wildcards.method] if "method" in keys else []
+    plugins = PLUGINS if everything else sorted({get_method(m).plugin for m in methods} - {None})
+    args += [a for p in plugins for a in ("--plugin", p)]
+    names = set(DATASETS) if everything else {wildcards.dataset} & set(DATASETS) if "dataset" in keys else set()
+    names |= set(datasets) & set(DATASETS)
+    if names:
+        args += ["--datasets", json.dumps({n: DATASETS[n] for n in sorted(names)}, sort_keys=True)]
+    return _cli(args)
 
 
 def report_args(wildcards=None):
-    return coop_args(all_plugins=True)
+    return coop_args(everything=True)
 
 
 def shots_of(wildcards):

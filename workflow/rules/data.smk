@@ -3,7 +3,7 @@
 
 rule toy_dataset:
     output:
-        f"{DATA_ROOT}/{{dataset}}/split_zhou_{{split_name}}.json",
+        os.path.join(DATA_ROOT, "{dataset}", zhou_split_file("{split_name}")),
     params:
         toy=given_args(TOY, TOY_FLAGS),
         root=subpath(output[0], ancestor=2),
@@ -42,7 +42,7 @@ rule fewshot_manifest:
 
 # Real datasets: a missing one is downloaded where its licence allows, else the job stops with instructions
 # (`coop data prepare`); an existing one is used as it is. One rule per dataset the config uses.
-for _dataset in sorted(d for d in all_datasets() if not get_dataset(d).toy):
+for _dataset in sorted(d for d in all_datasets() if not get_dataset(d).toy and not get_dataset(d).configured):
 
     rule:
         name:

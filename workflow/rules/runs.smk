@@ -83,7 +83,7 @@ rule transfer:
         runs=cell_runs,
         root=DATA_ROOT,
         code_version=CODE_VERSION,
-        coop=coop_args,
+        coop=lambda w: coop_args(w, datasets=transfer_targets(w)),
     threads: THREADS
     resources:
         **gpu_resources(30),
