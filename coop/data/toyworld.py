@@ -45,6 +45,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from coop.data.errors import ToyDatasetExistsError
+
 SPLITS = ("train", "val", "test")
 CAPTION_NOISE = 0.1  # fraction of captions with one wrong attribute
 SUPERSAMPLE = 2
@@ -1034,8 +1036,6 @@ def generate(name: str, root: str | Path, n_train: int = 24, n_val: int = 8, n_t
     final = root / name
     # Snakemake creates the output's (empty) folder before the job runs; empty is fine to replace.
     if final.exists() and any(final.iterdir()) and not is_complete(name, root):
-        from coop.data.datasets import ToyDatasetExistsError
-
         raise ToyDatasetExistsError(
             f"{final} exists but is not a complete toy dataset (no readable split file), so it is not replaced: "
             f"it may hold data that is not ours. Move it away (or delete it if nothing in it is needed) and rerun."
