@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from coop.data import toyworld as tw
+from coop.data.toyworld import canvas, disk, geometry
 
 NAMES = sorted(tw.TOY_DATASETS)
 DRAWN = [n for n in NAMES if not tw.TOY_DATASETS[n].parts]  # those with a renderer of their own
@@ -218,7 +219,7 @@ def test_caption_words_are_valid(name):
     spec = tw.TOY_DATASETS[name]
     templates = tw.CAPTION_TEMPLATES[spec.kind]
     assert len(templates) >= 15 and len(set(templates)) == len(templates)
-    vocab = tw._vocabulary(spec)
+    vocab = tw.vocabulary(spec)
     for i in range(60):
         label = i % len(spec.classnames)
         _, words = tw.sample_image(name, label, np.random.default_rng(i), 8)
@@ -232,7 +233,7 @@ def test_caption_noise_changes_one_attribute(name):
     """Same random stream: the clean caption fills a template with the true attributes, the
     noisy one the same template with exactly one slot holding another value of its vocabulary."""
     spec = tw.TOY_DATASETS[name]
-    templates, vocab = tw.CAPTION_TEMPLATES[spec.kind], tw._vocabulary(spec)
+    templates, vocab = tw.CAPTION_TEMPLATES[spec.kind], tw.vocabulary(spec)
     for i in range(40):
         label = i % len(spec.classnames)
         _, words = tw.sample_image(name, label, np.random.default_rng(i), 8)
@@ -369,7 +370,7 @@ def test_cartoon_pixel_art_is_blocky():
     seen = 0
     for i in range(60):
         rng = np.random.default_rng(i)
-        img, words = tw._render_cartoon("heart", rng, 64)  # supersampled: 4x4 blocks
+        img, words = tw.KINDS["cartoon"].render("heart", rng, 64)  # supersampled: 4x4 blocks
         if words["style"] != "pixel art" or words["size"] != "large" or "gradient" in words["bg"]:
             continue
         blocks = img.reshape(3, 16, 4, 16, 4)
@@ -401,13 +402,13 @@ def test_textures_have_strong_contrast():
 
 def test_window_covers_whole_shape():
     """Shapes are drawn only inside a window around them; nothing may fall outside it."""
-    x, y = tw._grid(64)
+    x, y = canvas.grid(64)
     for k in range(300):
         rng = np.random.default_rng(k)
         cls = tw.SHAPES[k % len(tw.SHAPES)]
-        _, cx, cy, r, angle = tw._layout(rng, cls)
-        cover = tw._coverage(tw.shape_sdf(cls, x, y, cx, cy, r, angle), 2 / 64)
-        rows, cols = tw._window(64, cx, cy, tw.SHAPE_EXTENT * r + 4 / 64)
+        _, cx, cy, r, angle = geometry.layout(rng, cls)
+        cover = canvas.coverage(tw.shape_sdf(cls, x, y, cx, cy, r, angle), 2 / 64)
+        rows, cols = canvas.window(64, cx, cy, tw.SHAPE_EXTENT * r + 4 / 64)
         cover[rows, cols] = 0
         assert cover.max() == 0, cls
 
@@ -442,7 +443,7 @@ def test_crash_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
             raise RuntimeError("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tw, "sample_image", flaky)
+    monkeypatch.setattr(disk, "sample_image", flaky)
     with pytest.raises(RuntimeError, match="simulated crash"):
         _gen("toy_flowers", tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -451,7 +452,7 @@ def test_crash_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
 
 def test_crash_keeps_previous_dataset(tmp_path, monkeypatch):
     good = _files(_gen("toy_flowers", tmp_path).parent)
-    monkeypatch.setattr(tw, "sample_image", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(disk, "sample_image", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError):
         _gen("toy_flowers", tmp_path, seed=9)
     assert _files(tmp_path / "toy_flowers") == good
