@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from coop.data import toyworld as tw
+from coop.data.toyworld import canvas, disk, geometry
 
 NAMES = sorted(tw.TOY_DATASETS)
 DRAWN = [n for n in NAMES if not tw.TOY_DATASETS[n].parts]  # those with a renderer of their own
@@ -175,6 +176,106 @@ def test_determinism_does_not_depend_on_hash_seed():
     assert out == hashlib.sha256(tw.sample_image("toy_flowers", 2, rng)[0].tobytes()).hexdigest()
 
 
+# ---------------------------------------------------------------------------------------------
+# image kinds: every registered kind is exercised
+
+KIND_NAMES = list(tw.KINDS)
+
+# What each kind drew before the toy world became a package (commit 0101427, the last single-module
+# version): every class of the first dataset (by name) of the kind from fixed seeds, with its caption
+# words and a caption, hashed together. Like the shipped weights' fingerprint, exact on this numpy build.
+PRE_SPLIT = {
+    "cartoon": ("toy_icons", "75d1f935dd100c976332505c2122059edca36f65dcd5987272439f81b4b3d4e2"),
+    "flowers": ("toy_flowers", "02cb3e4b3663c1902f1e2db616a7d8fc0e79330731adeef11a919fe0c5a1ef6d"),
+    "hard": ("toy_shapes_hard", "1457c88c308f8a3df8421724e64a7fa343a79e735f7f43b89c898ff28b3613ac"),
+    "shapes": ("toy_shapes", "bc9491d06f2bc445dd2c412eaa41c11001073ef67f5d5cb2dfc76fdfca54f868"),
+    "sketch": ("toy_shapes_sketch", "0e907c92233715d95dc7bee2dbe09ec574e24d5d6ca37ca179f455046b876e72"),
+    "textures": ("toy_textures", "c3decff69c1da4398118239c4cfef8e227c952cdbfaa90ce57c848ec0b01b95f"),
+    "v2": ("toy_shapes_v2", "901ae0f1095629f52d9d137ebac861ed8c6b1699f820a34d2cdb6c4089c1933a"),
+}
+
+
+def _kind_digests(size: int = 16) -> dict[str, str]:
+    """sha256 of every class of every registered kind drawn from fixed seeds, with its caption words."""
+    out = {}
+    for name, kind in tw.KINDS.items():
+        h = hashlib.sha256()
+        for i, cls in enumerate(kind.classes):
+            img, words = tw.draw_image(kind, cls, np.random.default_rng([i, 5]), size)
+            h.update(img.tobytes())
+            h.update(json.dumps(sorted(words.items())).encode())
+        out[name] = h.hexdigest()
+    return out
+
+
+@pytest.mark.parametrize("kind", KIND_NAMES)
+def test_every_registered_kind_renders_deterministically(kind):
+    """Each class a kind can draw: the same seed gives the same pixels and words, another seed other pixels;
+    the words fill every slot of the kind's templates with values of its vocabulary."""
+    record = tw.KINDS[kind]
+    assert record.name == kind and len(set(record.classes)) == len(record.classes) >= 6
+    assert len(set(record.templates)) == len(record.templates) >= 15
+    for i, cls in enumerate(record.classes):
+        img, words = tw.draw_image(record, cls, np.random.default_rng([i, 5]), 16)
+        again, words_again = tw.draw_image(record, cls, np.random.default_rng([i, 5]), 16)
+        other, _ = tw.draw_image(record, cls, np.random.default_rng([i, 6]), 16)
+        assert img.shape == (16, 16, 3) and img.dtype == np.uint8 and img.flags["C_CONTIGUOUS"]
+        assert np.array_equal(img, again) and words == words_again
+        assert not np.array_equal(img, other)
+        assert words["cls"] == cls and set(words) == {"cls", *record.vocabulary}
+        assert all(words[k] in record.vocabulary[k] for k in words if k != "cls")
+        for template in record.templates:
+            assert "{" not in tw.fill_template(template, words)
+
+
+def test_every_kind_renders_the_same_in_a_fresh_process():
+    """No state carried between draws (caches, salted hashes): a new process with another hash seed agrees."""
+    code = "import json; import test_toyworld as t; print(json.dumps(t._kind_digests()))"
+    env = {**os.environ, "PYTHONHASHSEED": "54321"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent).stdout
+    assert json.loads(out) == _kind_digests() and set(json.loads(out)) == set(tw.KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(PRE_SPLIT))
+def test_kind_draws_what_it_drew_before_the_package(kind):
+    name, digest = PRE_SPLIT[kind]
+    spec = tw.TOY_DATASETS[name]
+    assert spec.kind == kind
+    h = hashlib.sha256()
+    for label, cls in enumerate(spec.classnames):
+        rng = np.random.default_rng([label, 2024])
+        img, words = tw.sample_image(name, label, rng, 32)
+        caption = tw.make_caption(name, words, rng, noise=0.5)
+        h.update(img.tobytes())
+        h.update(json.dumps([sorted(words.items()), caption]).encode())
+        direct, direct_words = tw.draw_image(tw.KINDS[kind], cls, np.random.default_rng([label, 2024]), 32)
+        assert np.array_equal(direct, img) and direct_words == words  # a dataset draws through its kind
+    assert h.hexdigest() == digest
+
+
+def test_each_dataset_has_a_registered_kind_that_draws_its_classes():
+    for name, spec in tw.TOY_DATASETS.items():
+        if spec.parts:
+            continue
+        assert set(spec.classnames) <= set(tw.KINDS[spec.kind].classes), name
+    assert set(tw.RENDERERS) == set(tw.CAPTION_TEMPLATES) == set(tw.KINDS)  # the views follow the records
+    assert all(tw.RENDERERS[k] is tw.KINDS[k].render for k in tw.KINDS)
+
+
+def test_a_kind_is_one_consistent_record():
+    shapes = tw.KINDS["shapes"]
+    with pytest.raises(ValueError, match="already registered"):
+        tw.register_kind(shapes)
+    with pytest.raises(ValueError, match="slots"):  # a template slot without a vocabulary
+        tw.ImageKind("broken", shapes.render, shapes.classes, 0.02, 0.08, ("a {shade} {cls}.",), {})
+    with pytest.raises(ValueError, match="slots"):  # a vocabulary that no template uses
+        tw.ImageKind("broken", shapes.render, shapes.classes, 0.02, 0.08, ("a {cls}.",), {"size": ("small",)})
+    with pytest.raises(TypeError):
+        shapes.vocabulary["size"] = ("tiny",)  # read-only
+    assert "broken" not in tw.KINDS
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_different_seed_gives_different_images(datasets, tmp_path, name):
     other = _gen(name, tmp_path, seed=1)
@@ -218,7 +319,7 @@ def test_caption_words_are_valid(name):
     spec = tw.TOY_DATASETS[name]
     templates = tw.CAPTION_TEMPLATES[spec.kind]
     assert len(templates) >= 15 and len(set(templates)) == len(templates)
-    vocab = tw._vocabulary(spec)
+    vocab = tw.vocabulary(spec)
     for i in range(60):
         label = i % len(spec.classnames)
         _, words = tw.sample_image(name, label, np.random.default_rng(i), 8)
@@ -232,7 +333,7 @@ def test_caption_noise_changes_one_attribute(name):
     """Same random stream: the clean caption fills a template with the true attributes, the
     noisy one the same template with exactly one slot holding another value of its vocabulary."""
     spec = tw.TOY_DATASETS[name]
-    templates, vocab = tw.CAPTION_TEMPLATES[spec.kind], tw._vocabulary(spec)
+    templates, vocab = tw.CAPTION_TEMPLATES[spec.kind], tw.vocabulary(spec)
     for i in range(40):
         label = i % len(spec.classnames)
         _, words = tw.sample_image(name, label, np.random.default_rng(i), 8)
@@ -369,7 +470,7 @@ def test_cartoon_pixel_art_is_blocky():
     seen = 0
     for i in range(60):
         rng = np.random.default_rng(i)
-        img, words = tw._render_cartoon("heart", rng, 64)  # supersampled: 4x4 blocks
+        img, words = tw.KINDS["cartoon"].render("heart", rng, 64)  # supersampled: 4x4 blocks
         if words["style"] != "pixel art" or words["size"] != "large" or "gradient" in words["bg"]:
             continue
         blocks = img.reshape(3, 16, 4, 16, 4)
@@ -401,13 +502,13 @@ def test_textures_have_strong_contrast():
 
 def test_window_covers_whole_shape():
     """Shapes are drawn only inside a window around them; nothing may fall outside it."""
-    x, y = tw._grid(64)
+    x, y = canvas.grid(64)
     for k in range(300):
         rng = np.random.default_rng(k)
         cls = tw.SHAPES[k % len(tw.SHAPES)]
-        _, cx, cy, r, angle = tw._layout(rng, cls)
-        cover = tw._coverage(tw.shape_sdf(cls, x, y, cx, cy, r, angle), 2 / 64)
-        rows, cols = tw._window(64, cx, cy, tw.SHAPE_EXTENT * r + 4 / 64)
+        _, cx, cy, r, angle = geometry.layout(rng, cls)
+        cover = canvas.coverage(tw.shape_sdf(cls, x, y, cx, cy, r, angle), 2 / 64)
+        rows, cols = canvas.window(64, cx, cy, tw.SHAPE_EXTENT * r + 4 / 64)
         cover[rows, cols] = 0
         assert cover.max() == 0, cls
 
@@ -442,7 +543,7 @@ def test_crash_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
             raise RuntimeError("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tw, "sample_image", flaky)
+    monkeypatch.setattr(disk, "sample_image", flaky)
     with pytest.raises(RuntimeError, match="simulated crash"):
         _gen("toy_flowers", tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -451,7 +552,7 @@ def test_crash_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
 
 def test_crash_keeps_previous_dataset(tmp_path, monkeypatch):
     good = _files(_gen("toy_flowers", tmp_path).parent)
-    monkeypatch.setattr(tw, "sample_image", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(disk, "sample_image", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError):
         _gen("toy_flowers", tmp_path, seed=9)
     assert _files(tmp_path / "toy_flowers") == good

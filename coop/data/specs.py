@@ -16,13 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-class DatasetError(ValueError):
-    """A dataset on disk is missing or malformed; the message says what and how to fix it."""
-
-
-class ToyDatasetExistsError(FileExistsError, DatasetError):
-    """`coop data toy` would replace a folder that is not a complete toy dataset (a FileExistsError for callers
-    that catch that, a DatasetError for the CLI)."""
+from coop.data.errors import DatasetError, ToyDatasetExistsError  # noqa: F401  (defined there, re-exported)
 
 
 # Layouts on disk that `read_split` reads (the spec's `reader`).
