@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from coop.store import RESULTS
 
@@ -144,54 +143,42 @@ def cmd_report_transfer(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}: {len(write(transfer_table(a.files), a.out))} rows")
 
 
-PAPER_TABLE_TITLES = {
-    "table1_domain_generalization": "Table 1: domain generalisation (trained on the source, 16 shots)",
-    "table2_prompt_ensembling": "Table 2: hand-crafted prompt vs prompt ensembling vs CoOp",
-    "table3_initialization": "Table 3: random vs word initialisation of the context (M=4)",
-    "table4_nearest_words": "Table 4: nearest words to the learned context vectors",
-    "table5_finetuning_methods": "Table 5: CoOp vs other ways to adapt CLIP (16 shots)",
-    "fig1_prompt_engineering": "Fig. 1: hand-written prompt variants vs CoOp",
-}
-
-
-def cmd_report_paper(a: argparse.Namespace) -> None:
+def _report_artefact(a: argparse.Namespace) -> None:
+    """`coop report paper|figure --what NAME`: build the registered artefact NAME and write its files."""
     import json
 
-    from coop.io import read_json, write_text
-    from coop.report import paper
-    from coop.report.tables import read_table, to_markdown
+    from coop.report.artefacts import INPUTS, get_artefact
+    from coop.report.paper_output import make_artefact
 
-    exp = json.loads(a.experiment)
-    runs = read_table(a.runs)
-    if a.what == "table1_domain_generalization":
-        df = paper.table1_domain_generalization(read_table(a.transfer), runs, exp)
-    elif a.what == "table4_nearest_words":
-        records = [read_json(p) for p in a.nearest]
-        df = paper.table4_nearest_words(records, exp)
-        csc = paper.table4_nearest_words_csc(records, exp)
+    art = get_artefact(a.what)
+    paths = {name: getattr(a, name, None) for name in art.inputs}
+    missing = [INPUTS[n].option for n, p in paths.items() if p is None and INPUTS[n].required]
+    if missing:
+        raise SystemExit(f"error: coop report {art.command} --what {art.name} needs {' and '.join(missing)}")
+    if art.kind == "table":
+        df = make_artefact(art, paths, json.loads(a.experiment), {"csv": a.csv, "md": a.md})
+        print(f"wrote {a.csv} and {a.md}: {len(df)} cells")
     else:
-        builder = {"table2_prompt_ensembling": paper.table2_prompt_ensembling,
-                   "table3_initialization": paper.table3_initialization,
-                   "table5_finetuning_methods": paper.table5_finetuning,
-                   "fig1_prompt_engineering": paper.fig1_prompt_engineering}[a.what]
-        df = builder(runs, exp)
-    paper.write_paper_table(df, a.csv, a.md, title=PAPER_TABLE_TITLES[a.what])
-    if a.what == "table4_nearest_words" and len(csc):
-        write_text(a.md, Path(a.md).read_text() + "\n**Class-specific contexts**\n\n" + to_markdown(csc))
-    print(f"wrote {a.csv} and {a.md}: {len(df)} cells")
+        make_artefact(art, paths, json.loads(a.experiment), {"png": a.png, "pdf": a.pdf, "csv": a.csv})
+        print(f"wrote {a.png}")
 
 
-def cmd_report_figure(a: argparse.Namespace) -> None:
-    import json
+cmd_report_paper = cmd_report_figure = _report_artefact
 
-    from coop.report import paper_figures
-    from coop.report.tables import read_table
 
-    plot = {"fig4_gain_over_zeroshot": paper_figures.plot_gain_over_zeroshot,
-            "fig5a_context_length": paper_figures.plot_context_length,
-            "fig5b_backbones": paper_figures.plot_backbones}[a.what]
-    plot(read_table(a.runs), json.loads(a.experiment), a.png, a.pdf)
-    print(f"wrote {a.png}")
+def _add_artefact_inputs(p: argparse.ArgumentParser, kind: str) -> None:
+    """--what (the registered artefacts of `kind`) and an option per input any of them reads."""
+    from coop.report.artefacts import INPUTS, all_artefacts
+
+    arts = all_artefacts(kind)
+    p.add_argument("--what", required=True, choices=sorted(a.name for a in arts),
+                   help="; ".join(f"{a.name}: {a.title}" for a in arts))
+    p.add_argument("--experiment", required=True, help="JSON of the experiment (with paper_names)")
+    for name, spec in INPUTS.items():
+        users = [a.name for a in arts if name in a.inputs]
+        if users:
+            p.add_argument(spec.option, dest=name, nargs="*" if spec.many else None,
+                           default=[] if spec.many else None, help=f"{spec.help} (read by {', '.join(users)})")
 
 
 def cmd_report_fig3(a: argparse.Namespace) -> None:
@@ -345,21 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report_fig3)
 
     p = rsub.add_parser("paper", help="one of the paper's tables, beside the paper's numbers")
-    p.add_argument("--what", required=True, choices=sorted(PAPER_TABLE_TITLES))
-    p.add_argument("--experiment", required=True, help="JSON of the experiment (with paper_names)")
-    p.add_argument("--runs", required=True, help="runs.csv")
-    p.add_argument("--transfer", default=None, help="transfer.csv (Table 1)")
-    p.add_argument("--nearest", nargs="*", default=[], help="nearest_words.json files (Table 4)")
+    _add_artefact_inputs(p, "table")
     p.add_argument("--csv", required=True)
     p.add_argument("--md", required=True)
     p.set_defaults(func=cmd_report_paper)
-    p = rsub.add_parser("figure", help="one of the paper's figures 4, 5a, 5b")
-    p.add_argument("--what", required=True,
-                   choices=["fig4_gain_over_zeroshot", "fig5a_context_length", "fig5b_backbones"])
-    p.add_argument("--experiment", required=True)
-    p.add_argument("--runs", required=True)
+    p = rsub.add_parser("figure", help="one of the paper's figures")
+    _add_artefact_inputs(p, "figure")
     p.add_argument("--png", required=True)
     p.add_argument("--pdf", default=None)
+    p.add_argument("--csv", default=None, help="also write the numbers drawn as CSV")
     p.set_defaults(func=cmd_report_figure)
 
     p = sub.add_parser("bench", help="time our CoOp against the official formulation (CPU, random weights)")

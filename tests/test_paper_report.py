@@ -1,4 +1,6 @@
-"""Tests for coop.report.paper (the paper's tables beside ours) and coop.report.paper_figures.
+"""Tests for coop.report.paper (the paper's tables beside ours), coop.report.paper_figures, the artefact
+registry (coop.report.artefacts: every registered table and figure made through the CLI) and what the
+reports read from the method declarations (coop.report.declarations).
 
 Synthetic runs with known numbers: 2 toy datasets standing for ImageNet and DTD, 2 backbones
 standing for RN50 and ViT-B/16; trained methods at 1 and 16 shots with seeds 1-3 offset by
@@ -444,3 +446,201 @@ def test_backbones(tmp_path, runs):
     assert bars["toy-rn/coop"].get_x() < bars["toy-vit/zeroshot"].get_x()  # grouped by backbone
     assert [t.get_text() for t in ax.get_xticklabels()] == ["toy-rn (RN50)", "toy-vit (ViT-B/16)"]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["zeroshot", "linear_probe", "coop"]
+
+
+# ----------------------------------------------------------------------------- the artefact registry
+
+from coop.report import artefacts as A  # noqa: E402
+from coop.report import declarations as D  # noqa: E402
+
+# Every artefact is built from the synthetic runs with this one experiment (every kind of label).
+ALL_LABELS = {"zeroshot": "zeroshot/default", "ensemble": "ensemble/default", "linear_probe": "linear_probe/default",
+              "text_bias": "text_bias/default", "coop": "coop/end_m16", "m4": "coop/end_m4", "m8": "coop/end_m8",
+              "csc": "coop/end_m16_csc"}
+# The Markdown titles before the registry (cli.PAPER_TABLE_TITLES): the .md files must not change.
+OLD_TITLES = {
+    "table1_domain_generalization": "Table 1: domain generalisation (trained on the source, 16 shots)",
+    "table2_prompt_ensembling": "Table 2: hand-crafted prompt vs prompt ensembling vs CoOp",
+    "table3_initialization": "Table 3: random vs word initialisation of the context (M=4)",
+    "table4_nearest_words": "Table 4: nearest words to the learned context vectors",
+    "table5_finetuning_methods": "Table 5: CoOp vs other ways to adapt CLIP (16 shots)",
+    "fig1_prompt_engineering": "Fig. 1: hand-written prompt variants vs CoOp",
+}
+
+
+@pytest.fixture(scope="module")
+def input_files(tmp_path_factory, runs) -> dict:
+    """Input name -> file(s): runs.csv, transfer.csv, the nearest-words files and fewshot.csv."""
+    import json
+
+    from coop.report.tables import fewshot_table, write_table
+
+    d = tmp_path_factory.mktemp("inputs")
+    write_table(runs, d / "runs.csv")
+    write_table(make_transfer(), d / "transfer.csv")
+    nearest = []
+    for i, rec in enumerate(nearest_records()):
+        (d / f"nearest{i}.json").write_text(json.dumps(rec))
+        nearest.append(str(d / f"nearest{i}.json"))
+    fs = runs.assign(n_test=runs["n_test"].fillna(100), wall_seconds=runs["wall_seconds"].fillna(1.0))
+    write_table(fewshot_table(fs), d / "fewshot.csv")
+    files = {"runs": d / "runs.csv", "transfer": d / "transfer.csv", "nearest": nearest, "fewshot": d / "fewshot.csv"}
+    assert set(files) == set(A.INPUTS)
+    return files
+
+
+@pytest.mark.parametrize("art", A.all_artefacts(), ids=lambda a: a.name)
+def test_every_artefact(tmp_path, input_files, art):
+    """Each registered table and figure, made by the CLI from its declared inputs: its CSV has its declared
+    columns and rows, its title and caption are not empty."""
+    import json
+
+    from coop.cli import main
+    from coop.report.tables import read_table
+
+    assert art.title.strip() and art.caption_text()
+    assert art.caption_path.is_file() and art.caption_path == ROOT / "workflow" / art.caption
+    exp = json.dumps(experiment(ALL_LABELS, targets=["toy_shapes_v2", "toy_shapes_odd"], paper_names=PAPER_NAMES))
+    argv = ["report", art.command, "--what", art.name, "--experiment", exp, *art.cli_args(input_files)]
+    csv = tmp_path / f"{art.name}.csv"
+    if art.kind == "table":
+        md = tmp_path / f"{art.name}.md"
+        assert main([*argv, "--csv", str(csv), "--md", str(md)]) == 0
+        assert md.read_text().startswith(f"**{art.title}**\n\n| ")
+        assert art.title == OLD_TITLES[art.name]
+    else:
+        png, pdf = tmp_path / f"{art.name}.png", tmp_path / f"{art.name}.pdf"
+        assert main([*argv, "--png", str(png), "--pdf", str(pdf), "--csv", str(csv)]) == 0
+        assert_png_pdf(png, pdf)
+    df = read_table(csv)
+    assert list(df.columns) == list(art.columns) and len(df) > 0
+    if art.kind == "table":  # the CLI writes what the builder returns
+        built = art.build({**{n: None for n in art.inputs}, **_loaded(art, input_files)}, json.loads(exp))
+        assert list(built.columns) == list(art.columns) and len(built) == len(df)
+
+
+def _loaded(art, files) -> dict:
+    from coop.report.paper_output import read_inputs
+
+    return read_inputs({n: files[n] for n in art.inputs})
+
+
+def test_artefact_registry():
+    names = A.artefact_names()
+    assert names == [*OLD_TITLES, "fig3_fewshot", "fig4_gain_over_zeroshot", "fig5a_context_length",
+                     "fig5b_backbones"]
+    assert A.artefact_names("table") == list(OLD_TITLES)
+    for art in A.all_artefacts():
+        assert art.kind in A.KINDS and set(art.inputs) <= set(A.INPUTS) and len(set(art.columns)) == len(art.columns)
+        assert callable(art.function()) and callable(art.data_function())
+        assert all(callable(A._resolve(ref)) for _, ref in art.appendix)
+        assert set(art.outputs) == ({"csv", "md"} if art.kind == "table" else {"png", "pdf"})
+    assert [a.name for a in A.artefacts_for(["fewshot", "no_such_experiment"])] == [
+        "fig3_fewshot", "fig4_gain_over_zeroshot"]
+    assert [a.name for a in A.artefacts_for(["fewshot", "domain_shift"], kind="table")] == [
+        "table1_domain_generalization"]
+    # Every experiment an artefact is drawn from is one the config schema knows.
+    schema = (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()
+    assert all(f"\n      {e}: " in schema for e in A.experiments())
+    t1, t4 = A.get_artefact("table1_domain_generalization"), A.get_artefact("table4_nearest_words")
+    assert t1.input_files() == {"transfer": "results/tables/transfer.csv", "runs": "results/tables/runs.csv"}
+    assert t4.input_files(["a.json"]) == {"nearest": ["a.json"]}
+    assert t1.cli_args(t1.input_files()) == ["--transfer", "results/tables/transfer.csv",
+                                             "--runs", "results/tables/runs.csv"]
+    assert t4.cli_args({"nearest": []}) == [] and t4.cli_args({"nearest": ["a", "b"]}) == ["--nearest", "a", "b"]
+    assert t1.outputs["csv"] == "results/tables/table1_domain_generalization.csv"
+    with pytest.raises(A.ArtefactError, match="Unknown paper artefact"):
+        A.get_artefact("table9")
+    with pytest.raises(A.ArtefactError, match="kind"):
+        A.register(A.Artefact(name="x", experiment="e", kind="chart", builder="m:f", inputs=(), title="t",
+                              columns=("a",)))
+    with pytest.raises(A.ArtefactError, match="already taken"):
+        A.register(A.Artefact(**{**t1.__dict__, "title": "another"}))
+
+
+def test_registry_import_is_light():
+    code = ("import sys, coop.report.artefacts as A; arts = A.artefacts_for(['fewshot', 'domain_shift']); "
+            "[a.caption_path for a in arts]; [a.input_files() for a in arts]; "
+            "assert not {'pandas', 'matplotlib', 'torch'} & set(sys.modules), sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_table6_names_are_the_paper_names():
+    """prepare's Table 6 check reads paper dataset names: they are paper_names.paper_dataset's."""
+    import csv
+
+    from coop.data import prepare
+
+    with P.paper_csv("table6_datasets.csv").open("r", encoding="utf-8") as f:
+        table6 = {row["dataset"] for row in csv.DictReader(f)}
+    assert set(P.PAPER_DATASETS.values()) == table6
+    assert all(P.paper_dataset(key) == name for key, name in P.PAPER_DATASETS.items())
+    own = getattr(prepare, "_TABLE6_NAMES", None)  # until prepare calls paper_dataset itself
+    if own is not None:
+        assert all(P.paper_dataset(key) == name for key, name in own.items())
+
+
+# ----------------------------------------------------------------------------- method declarations
+
+def test_declared_legends_match_the_old_tables():
+    """The names, styles, order and variant rule figures.py used to hard-code are the declared ones."""
+    from coop.report.figures import series_label, series_style
+
+    old_names = {"zeroshot": "Zero-shot CLIP", "ensemble": "Prompt ensembling", "coop": "CoOp",
+                 "linear_probe": "Linear probe CLIP"}
+    old_order = {"zeroshot": 0, "ensemble": 1, "coop": 2, "linear_probe": 3}
+    old_styles = {"zeroshot": {"marker": "*", "linestyle": "none", "markersize": 13},
+                  "ensemble": {"marker": "D", "linestyle": "none", "markersize": 7},
+                  "coop": {"marker": "o", "linestyle": "-", "markersize": 5},
+                  "linear_probe": {"marker": "s", "linestyle": "--", "markersize": 5}}
+    for method, name in old_names.items():
+        assert series_label(method, "default") == (f"{name} (default)" if method == "coop" else name)
+        assert series_label(method, "v2") == f"{name} (v2)"
+        assert series_style(method) == old_styles[method]
+        assert D.legend_order(method) == old_order[method]
+        assert D.is_zero_shot(method) == (method in ZERO_SHOT)
+    assert D.DEFAULT_STYLE == {"marker": "^", "linestyle": ":", "markersize": 5}  # the old fallback
+    # A method this process does not know: its name, the default style, last; zero-shot if its runs say so.
+    assert series_label("unloaded_plugin", "default") == "unloaded_plugin"
+    assert series_style("unloaded_plugin") == D.DEFAULT_STYLE and D.legend_order("unloaded_plugin") == math.inf
+    assert not D.is_zero_shot("unloaded_plugin") and not D.is_interpretable("unloaded_plugin")
+    assert D.is_zero_shot("unloaded_plugin", pd.DataFrame({"shots": [0, 0]}))
+    assert not D.is_zero_shot("unloaded_plugin", pd.DataFrame({"shots": [0, 16]}))
+    # The zero-shot baseline: the label "zeroshot" aside, zero-shot CLIP before prompt ensembling.
+    assert D.first_zero_shot([("ens", "ensemble"), ("lp", "linear_probe"), ("zs", "zeroshot")]) == "zs"
+    assert D.first_zero_shot([("ens", "ensemble"), ("coop", "coop")]) == "ens"
+    assert D.first_zero_shot([("coop", "coop")]) is None
+    assert D.first_learned_context([("lp", "linear_probe"), ("c4", "coop"), ("c16", "coop")]) == "c4"
+
+
+def test_a_registered_method_gets_its_declared_legend(tmp_path):
+    from dataclasses import dataclass
+
+    from coop.methods import registry
+    from coop.methods.registry import Method, register
+    from coop.report.figures import plot_fewshot, series_label, series_style
+
+    @dataclass
+    class ThrowawayConfig:
+        alpha: float = 1.0
+
+    style = {"marker": "P", "linestyle": "-.", "markersize": 9}
+    register(Method(name="throwaway_head", config=ThrowawayConfig, train=lambda ctxs, cfg: [], few_shot=True,
+                    needs_images=False, description="a test method", display_name="Throwaway head",
+                    style=style, order=-1, show_variant=True))
+    try:
+        assert series_label("throwaway_head", "default") == "Throwaway head (default)"
+        assert series_label("throwaway_head", "big") == "Throwaway head (big)"
+        assert series_style("throwaway_head") == style and series_style("throwaway_head") is not style
+        assert not D.is_zero_shot("throwaway_head") and not D.learns_context("throwaway_head")
+        table = pd.DataFrame({"dataset": "d", "backbone": "b", "method": ["throwaway_head", "zeroshot"],
+                              "variant": "default", "shots": [4, 0], "acc_mean": [50.0, 40.0], "acc_std": 0.0,
+                              "acc_ci95": 0.0, "f1_mean": 0.0, "f1_std": 0.0, "n_seeds": 1,
+                              "wall_seconds_mean": 1.0})
+        fig = plot_fewshot(table, tmp_path / "f.png")
+        (line,) = [ln for ln in fig.axes[1].get_lines() if ln.get_label() == "Throwaway head (default)"]
+        assert (line.get_marker(), line.get_linestyle(), line.get_markersize()) == ("P", "-.", 9)
+        assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Throwaway head (default)", "Zero-shot CLIP"]
+    finally:
+        registry.METHODS.pop("throwaway_head", None)
+    assert series_label("throwaway_head", "default") == "throwaway_head"

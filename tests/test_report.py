@@ -241,7 +241,7 @@ def test_plot_fewshot(tmp_path, table):
 
 
 def test_plot_fewshot_edge_cases(tmp_path):
-    """A zero-shot-only dataset, a method missing at some shots, one seed, a second backbone."""
+    """A zero-shot-only dataset, a method missing at some shots, one seed, a second backbone, an unknown method."""
     root = tmp_path / "runs"
     paths = [
         write_metrics(root, dataset="only_zs", method="zeroshot", variant="default", shots=0, seed=0, accuracy=30.0),
@@ -249,6 +249,11 @@ def test_plot_fewshot_edge_cases(tmp_path):
         write_metrics(root, dataset="full", method="coop", variant="end_m4", shots=2, seed=1, accuracy=50.0),
         write_metrics(root, dataset="full", method="text_bias", variant="default", shots=1, seed=1, accuracy=40.0),
         write_metrics(root, dataset="full", method="text_bias", variant="default", shots=8, seed=1, accuracy=45.0),
+        # A method no declaration names here (e.g. a plugin that is not loaded): its name, the default style.
+        write_metrics(root, dataset="full", method="unloaded_plugin", variant="default", shots=1, seed=1,
+                      accuracy=41.0),
+        write_metrics(root, dataset="full", method="unloaded_plugin", variant="default", shots=8, seed=1,
+                      accuracy=44.0),
         write_metrics(root, "toy-vit", dataset="full", method="zeroshot", variant="default", shots=0, seed=0,
                       accuracy=60.0),
     ]
@@ -258,7 +263,12 @@ def test_plot_fewshot_edge_cases(tmp_path):
     assert len(axes) == 3
     assert "toy-rn" in fig.get_suptitle() and "toy-vit" in fig.get_suptitle()
     assert [ln.get_label() for ln in axes[0].get_lines()] == ["Zero-shot CLIP"]  # average: zero-shot only
-    assert _line(axes[1], "text_bias").get_linestyle() == ":"
+    # Before the methods declared themselves text_bias fell back to its name and the dotted default style;
+    # it now declares "Text bias", dash-dotted, and a method unknown here keeps that fallback.
+    assert _line(axes[1], "Text bias").get_linestyle() == "-."
+    assert _line(axes[1], "unloaded_plugin").get_linestyle() == ":"
+    assert [ln.get_label() for ln in axes[1].get_lines()] == ["Zero-shot CLIP", "CoOp (end_m4)", "Text bias",
+                                                              "unloaded_plugin"]  # declared order, unknown last
     assert [ln.get_label() for ln in axes[2].get_lines()] == ["Zero-shot CLIP"]
 
     fig = plot_fewshot_lazy(table, tmp_path / "vit.png", backbone="toy-vit")

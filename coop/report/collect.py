@@ -46,6 +46,6 @@ def write(df: pd.DataFrame, out_csv: str | Path) -> pd.DataFrame:
 def select_experiment(df: pd.DataFrame, exp: dict) -> pd.DataFrame:
     """Rows of an experiment: its datasets, backbones and method/variant runs (any shots)."""
     runs = {tuple(r.split("/")) for r in exp["runs"].values()}
-    keep = (df["dataset"].isin(exp["datasets"]) & df["backbone"].isin(exp["backbones"])
-            & [(m, v) in runs for m, v in zip(df["method"], df["variant"])])
+    in_runs = pd.Series([(m, v) in runs for m, v in zip(df["method"], df["variant"])], index=df.index, dtype=bool)
+    keep = df["dataset"].isin(exp["datasets"]) & df["backbone"].isin(exp["backbones"]) & in_runs
     return df[keep].reset_index(drop=True)

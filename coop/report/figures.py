@@ -1,8 +1,14 @@
-"""Few-shot curves laid out like Figure 3 of the CoOp paper (Agg backend, no pyplot state)."""
+"""Few-shot curves laid out like Figure 3 of the CoOp paper (Agg backend, no pyplot state).
+
+Legend names, line styles and legend order are the methods' declarations (`coop.report.declarations`):
+a method unknown to this process is named by itself, drawn in the default style and listed last.
+`fig3_fewshot` / `fig3_data` are Fig. 3's entries in the artefact registry (`coop.report.artefacts`).
+"""
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -10,18 +16,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from coop.io import atomic_path
+from coop.report import declarations
 from coop.report.tables import average_over_datasets
 
-__all__ = ["shots_to_x", "series_label", "series_style", "plot_fewshot"]
+__all__ = ["shots_to_x", "series_label", "series_style", "plot_fewshot", "fig3_data", "fig3_fewshot"]
 
-ZERO_SHOT_METHODS = ("zeroshot", "ensemble")
-_METHOD_ORDER = {"zeroshot": 0, "ensemble": 1, "coop": 2, "linear_probe": 3}
-_NAMES = {
-    "zeroshot": "Zero-shot CLIP",
-    "ensemble": "Prompt ensembling",
-    "coop": "CoOp",
-    "linear_probe": "Linear probe CLIP",
-}
 _COLORS = [
     "tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple",
     "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan",
@@ -35,29 +34,23 @@ def shots_to_x(shots) -> np.ndarray:
 
 
 def series_label(method: str, variant: str) -> str:
-    """Legend label, e.g. "CoOp (end_m16)"; the variant is left out when it is "default"."""
-    name = _NAMES.get(method, method)
-    if method == "coop" or variant != "default":
+    """Legend label: the method's display name, e.g. "CoOp (end_m16)"; the variant is left out when it is
+    "default", unless the method declares show_variant (CoOp)."""
+    name = declarations.display_name(method)
+    if declarations.show_variant(method) or variant != "default":
         return f"{name} ({variant})"
     return name
 
 
 def series_style(method: str) -> dict:
-    """Line/marker style of a method: stars and diamonds at 0 shots, CoOp solid, probe dashed."""
-    if method == "zeroshot":
-        return {"marker": "*", "linestyle": "none", "markersize": 13}
-    if method == "ensemble":
-        return {"marker": "D", "linestyle": "none", "markersize": 7}
-    if method == "coop":
-        return {"marker": "o", "linestyle": "-", "markersize": 5}
-    if method == "linear_probe":
-        return {"marker": "s", "linestyle": "--", "markersize": 5}
-    return {"marker": "^", "linestyle": ":", "markersize": 5}
+    """Line/marker style of a method, as it declares it (e.g. a star at 0 shots for zero-shot CLIP, CoOp
+    solid, the linear probe dashed); the default style for a method unknown here."""
+    return declarations.series_style(method)
 
 
 def _series_keys(table: pd.DataFrame) -> list[tuple[str, str]]:
     keys = table[["method", "variant"]].drop_duplicates().itertuples(index=False, name=None)
-    return sorted(keys, key=lambda mv: (_METHOD_ORDER.get(mv[0], len(_METHOD_ORDER)), mv))
+    return sorted(keys, key=lambda mv: (declarations.legend_order(mv[0]), mv))
 
 
 def _plot_panel(ax, panel: pd.DataFrame, colors: dict, handles: dict) -> None:
@@ -149,3 +142,16 @@ def save_figure(fig: Figure, out_png, out_pdf=None) -> Figure:
         with atomic_path(out_pdf) as tmp:
             fig.savefig(tmp, format="pdf")
     return fig
+
+
+def fig3_data(fewshot: pd.DataFrame, exp: Mapping | None) -> pd.DataFrame:
+    """Fig. 3's numbers: the rows of the few-shot table (`fewshot_table`) that belong to `exp` (its
+    datasets, backbones and labels; all rows when `exp` is empty)."""
+    from coop.report.collect import select_experiment
+
+    return select_experiment(fewshot, dict(exp)) if exp else fewshot.reset_index(drop=True)
+
+
+def fig3_fewshot(fewshot: pd.DataFrame, exp: Mapping | None, out_png, out_pdf=None) -> Figure:
+    """Fig. 3 of an experiment: `plot_fewshot` of its rows of the few-shot table (first backbone)."""
+    return plot_fewshot(fig3_data(fewshot, exp), out_png, out_pdf)

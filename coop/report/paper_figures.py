@@ -8,8 +8,8 @@
 * `plot_backbones` (Fig. 5b): grouped bars, one group per backbone, one bar per label, the average
   over datasets at the largest shot count with the std over seeds of that average as error bars.
 
-Label selection, shots and seeds follow `coop.report.paper` (zero-shot methods at shots 0, the rest
-at the experiment's largest shot count and its seeds). Each plot has a `*_data` twin returning the
+Label selection, shots and seeds follow `coop.report.selection` (declared zero-shot methods at shots 0,
+the rest at the experiment's largest shot count and its seeds). Each plot has a `*_data` twin returning the
 numbers drawn. One panel per backbone where a figure is per backbone; each writes a 150 dpi PNG
 (and a PDF) atomically and returns the Figure.
 """
@@ -26,19 +26,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from coop.report.figures import save_figure
-from coop.report.paper import (
-    _RUN_KEYS,
-    _backbones,
-    _datasets,
-    _filter_label,
-    _is_zero_shot,
-    _largest_shots,
-    _mean_std,
-    _paper_names,
-    _prepare,
+from coop.report.declarations import first_learned_context, first_zero_shot, is_zero_shot, learns_context
+from coop.report.paper_names import paper_backbone, paper_dataset, paper_names_of
+from coop.report.selection import (
+    RUN_KEYS,
+    backbones_of,
+    datasets_of,
     experiment_labels,
-    paper_backbone,
-    paper_dataset,
+    filter_label,
+    label_shots,
+    mean_std,
+    prepare,
     seed_average,
 )
 
@@ -66,7 +64,8 @@ def _named(name: str, paper: str) -> str:
     return f"{name} ({paper})" if paper and paper != name else name
 
 
-def _pick_label(labels, wanted: str | None, default: str, methods: tuple[str, ...], what: str) -> tuple:
+def _pick_label(labels, wanted: str | None, default: str, fits, what: str) -> tuple:
+    """(label, method, variant) of `wanted`, else of label `default`, else of `fits`'s pick of the labels."""
     by_label = {lb: (lb, m, v) for lb, m, v in labels}
     if wanted is not None:
         if wanted not in by_label:
@@ -74,9 +73,9 @@ def _pick_label(labels, wanted: str | None, default: str, methods: tuple[str, ..
         return by_label[wanted]
     if default in by_label:
         return by_label[default]
-    for lb, m, v in labels:
-        if m in methods:
-            return lb, m, v
+    found = fits([(lb, m) for lb, m, _ in labels])
+    if found is not None:
+        return by_label[found]
     raise ValueError(f"experiment has no {what} label (runs: {sorted(by_label)})")
 
 
@@ -93,27 +92,28 @@ def gain_over_zeroshot(
 
     Columns: backbone, paper_backbone, dataset, paper_dataset, coop_label, shots, coop_mean,
     coop_std, n_seeds, zeroshot_mean, gain. The CoOp label is `coop_label`, else "coop", else the
-    first label whose method is coop; the zero-shot one likewise ("zeroshot"). Rows sorted by
+    first label whose method learns a context (declared few-shot and interpretable); the zero-shot one
+    likewise ("zeroshot", else `declarations.first_zero_shot`: zero-shot CLIP first). Rows sorted by
     backbone (experiment order) then gain, descending; the average (mean of the per-dataset gains,
     over the datasets with both numbers) comes last; datasets lacking a number are left out.
     """
-    names = _paper_names(exp, paper_names)
-    runs = _prepare(runs, _RUN_KEYS, "runs")
+    names = paper_names_of(exp, paper_names)
+    runs = prepare(runs, RUN_KEYS, "runs")
     labels = experiment_labels(exp)
-    c_label, c_method, c_variant = _pick_label(labels, coop_label, "coop", ("coop",), "CoOp")
-    _, z_method, z_variant = _pick_label(labels, zeroshot_label, "zeroshot", ("zeroshot",), "zero-shot")
-    coop = _filter_label(runs, exp, c_method, c_variant)
-    zs = _filter_label(runs, exp, z_method, z_variant)
-    shots = 0 if _is_zero_shot(c_method) else _largest_shots(exp, coop)
+    c_label, c_method, c_variant = _pick_label(labels, coop_label, "coop", first_learned_context, "CoOp")
+    _, z_method, z_variant = _pick_label(labels, zeroshot_label, "zeroshot", first_zero_shot, "zero-shot")
+    coop = filter_label(runs, exp, c_method, c_variant)
+    zs = filter_label(runs, exp, z_method, z_variant)
+    shots = label_shots(exp, c_method, coop)
     rows = []
-    for backbone in _backbones(exp, runs):
+    for backbone in backbones_of(exp, runs):
         pb = paper_backbone(backbone, names)
         block = []
-        for dataset in _datasets(exp, runs):
+        for dataset in datasets_of(exp, runs):
             c = coop[(coop["backbone"] == backbone) & (coop["dataset"] == dataset)]["accuracy"]
             z = zs[(zs["backbone"] == backbone) & (zs["dataset"] == dataset)]["accuracy"]
-            c_mean, c_std, n = _mean_std(c)
-            z_mean, _, zn = _mean_std(z)
+            c_mean, c_std, n = mean_std(c)
+            z_mean, _, zn = mean_std(z)
             if n == 0 or zn == 0:
                 continue
             block.append({
@@ -151,7 +151,7 @@ def plot_gain_over_zeroshot(
     a gain >= 0 and red below 0, each annotated with its signed value. Every bar's gid is its
     dataset ("average" for the average).
     """
-    names = _paper_names(exp, paper_names)
+    names = paper_names_of(exp, paper_names)
     data = gain_over_zeroshot(runs, exp, names, coop_label)
     if data.empty:
         raise ValueError("no dataset has both a CoOp and a zero-shot result: nothing to plot")
@@ -224,26 +224,26 @@ def context_length_data(runs: pd.DataFrame, exp: Mapping) -> pd.DataFrame:
     """Fig. 5a's numbers: per backbone and CoOp label, the dataset-average accuracy and its M.
 
     Columns: backbone, label, method, variant, n_ctx, class_token_position, csc, series, shots,
-    acc_mean, acc_std, n_seeds, n_datasets. CoOp labels are those whose method is "coop"; n_ctx,
-    class_token_position and csc come from the `<name>` or `param_<name>` columns of runs, else
-    from the label/variant ("m16", "middle"/"front", "csc"; defaults end, unified). acc_mean /
-    acc_std are the mean and std over seeds of the per-seed average over datasets.
+    acc_mean, acc_std, n_seeds, n_datasets. CoOp labels: those whose method learns a context (declared
+    few-shot and interpretable); n_ctx, class_token_position and csc come from the `<name>` or `param_<name>`
+    columns of runs, else from the label/variant ("m16", "middle"/"front", "csc"; defaults end, unified).
+    acc_mean / acc_std are the mean and std over seeds of the per-seed average over datasets.
     Zero-shot labels get rows too (n_ctx NaN, series "zero-shot: <label>").
     """
-    runs = _prepare(runs, _RUN_KEYS, "runs")
-    datasets = _datasets(exp, runs)
+    runs = prepare(runs, RUN_KEYS, "runs")
+    datasets = datasets_of(exp, runs)
     rows = []
-    for backbone in _backbones(exp, runs):
+    for backbone in backbones_of(exp, runs):
         for label, method, variant in experiment_labels(exp):
-            if method != "coop" and not _is_zero_shot(method):
+            if not learns_context(method) and not is_zero_shot(method):
                 continue
-            sel = _filter_label(runs[runs["backbone"] == backbone], exp, method, variant)
+            sel = filter_label(runs[runs["backbone"] == backbone], exp, method, variant)
             sel = sel[sel["dataset"].isin(datasets)]
-            mean, std, n = _mean_std(seed_average(sel, datasets).values())
+            mean, std, n = mean_std(seed_average(sel, datasets).values())
             rec = {"backbone": backbone, "label": label, "method": method, "variant": variant,
-                   "shots": 0 if _is_zero_shot(method) else _largest_shots(exp, sel),
+                   "shots": label_shots(exp, method, sel),
                    "acc_mean": mean, "acc_std": std, "n_seeds": n, "n_datasets": len(datasets)}
-            if _is_zero_shot(method):
+            if is_zero_shot(method, sel):
                 rec.update(n_ctx=math.nan, class_token_position="", csc=False, series=f"zero-shot: {label}")
             else:
                 tokens = _tokens(label, variant)
@@ -281,7 +281,7 @@ def plot_context_length(
     series name, e.g. "end, unified"), error bars = std over seeds of the dataset average;
     zero-shot labels are dashed horizontal lines.
     """
-    names = _paper_names(exp, paper_names)
+    names = paper_names_of(exp, paper_names)
     data = context_length_data(runs, exp)
     coop = data[data["n_ctx"].notna() & (data["n_seeds"] > 0)]
     if coop.empty:
@@ -330,17 +330,17 @@ def backbone_data(runs: pd.DataFrame, exp: Mapping, paper_names: Mapping | None 
     Columns: backbone, paper_backbone, label, method, variant, shots, acc_mean, acc_std, n_seeds,
     n_datasets (mean / std over seeds of the per-seed dataset average; NaN without runs).
     """
-    names = _paper_names(exp, paper_names)
-    runs = _prepare(runs, _RUN_KEYS, "runs")
-    datasets = _datasets(exp, runs)
+    names = paper_names_of(exp, paper_names)
+    runs = prepare(runs, RUN_KEYS, "runs")
+    datasets = datasets_of(exp, runs)
     rows = []
-    for backbone in _backbones(exp, runs):
+    for backbone in backbones_of(exp, runs):
         for label, method, variant in experiment_labels(exp):
-            sel = _filter_label(runs[runs["backbone"] == backbone], exp, method, variant)
-            mean, std, n = _mean_std(seed_average(sel, datasets).values())
+            sel = filter_label(runs[runs["backbone"] == backbone], exp, method, variant)
+            mean, std, n = mean_std(seed_average(sel, datasets).values())
             rows.append({"backbone": backbone, "paper_backbone": paper_backbone(backbone, names),
                          "label": label, "method": method, "variant": variant,
-                         "shots": 0 if _is_zero_shot(method) else _largest_shots(exp, sel),
+                         "shots": label_shots(exp, method, sel),
                          "acc_mean": mean, "acc_std": std, "n_seeds": n, "n_datasets": len(datasets)})
     cols = ["backbone", "paper_backbone", "label", "method", "variant", "shots",
             "acc_mean", "acc_std", "n_seeds", "n_datasets"]
@@ -359,7 +359,7 @@ def plot_backbones(
     Heights are the dataset-average accuracy, error bars the std over seeds of that average; a
     missing result is a bar of height 0 with no label. Every bar's gid is "<backbone>/<label>".
     """
-    names = _paper_names(exp, paper_names)
+    names = paper_names_of(exp, paper_names)
     data = backbone_data(runs, exp, names)
     if data["n_seeds"].sum() == 0:
         raise ValueError("no results to plot for any backbone")
