@@ -51,7 +51,7 @@ def make_colour_dataset(folder: Path, n: dict[str, int]) -> None:
 
 def test_readme_has_a_worked_example_of_each_kind():
     names = set(readme_files())
-    assert {"ext/learned_temperature.py", "ext/config.yaml"} <= names, names
+    assert {"ext/learned_temperature.py", "ext/accuracy_by_label.py", "ext/config.yaml"} <= names, names
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,18 @@ def test_nothing_of_the_plugin_lives_in_the_package(extended_run):
                           "print('learned_temperature' in r.all_methods())"], capture_output=True, text=True)
     assert out.stdout.strip() == "False"  # not built in: only the config's plugins: line brings it
     assert not list((ROOT / "coop").rglob("learned_temperature*"))
+
+
+def test_plugin_table_is_built_from_the_runs(extended_run):
+    work, config = extended_run
+    table = pd.read_csv(work / "results" / "tables" / "accuracy_by_label.csv")
+    runs = _runs(work)
+    mine = runs[runs["method"] == "learned_temperature"]
+    for (dataset, shots), group in mine.groupby(["dataset", "shots"]):
+        row = table[(table["dataset"] == dataset) & (table["label"] == "learned_temperature")
+                    & (table["shots"] == shots)]
+        acc = list(group["accuracy"])
+        assert len(row) == 1 and row["n_seeds"].item() == len(acc) == len(TINY["seeds"])
+        assert abs(row["acc_mean"].item() - sum(acc) / len(acc)) < 0.006
+    md = (work / "results" / "tables" / "accuracy_by_label.md").read_text()
+    assert "Accuracy of every run label by shots" in md

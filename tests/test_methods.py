@@ -75,10 +75,12 @@ def _method(**kw):
 
 @pytest.fixture
 def clean_registry():
-    before = dict(registry.METHODS)
+    before, loaded = dict(registry.METHODS), set(registry._LOADED)
     yield
     registry.METHODS.clear()
     registry.METHODS.update(before)
+    registry._LOADED.clear()
+    registry._LOADED.update(loaded)
 
 
 @pytest.mark.badinput
@@ -102,7 +104,7 @@ def test_bad_plugins_are_named(clean_registry, tmp_path):
         load_plugins(["no_such_module_xyz"])
     empty = tmp_path / "empty_plugin.py"
     empty.write_text("X = 1\n")
-    with pytest.raises(PluginError, match="registered no method.*register"):
+    with pytest.raises(PluginError, match="registered no method and no table or figure.*register"):
         load_plugins([str(empty)])
     broken = tmp_path / "broken_plugin.py"
     broken.write_text("raise RuntimeError('boom')\n")

@@ -177,13 +177,6 @@ def prepare(name: str, root: str | Path, *, sources: Mapping[str, Any] | None = 
 
 
 # Paper Table 6 names of the registered datasets (counts in coop/report/paper/table6_datasets.csv).
-_TABLE6_NAMES = {
-    "imagenet": "ImageNet", "caltech101": "Caltech101", "oxford_pets": "OxfordPets",
-    "stanford_cars": "StanfordCars", "oxford_flowers": "Flowers102", "food101": "Food101",
-    "fgvc_aircraft": "FGVCAircraft", "sun397": "SUN397", "dtd": "DTD", "eurosat": "EuroSAT",
-    "ucf101": "UCF101", "imagenetv2": "ImageNetV2", "imagenet_sketch": "ImageNetSketch",
-    "imagenet_a": "ImageNetA", "imagenet_r": "ImageNetR",
-}
 
 
 def _table6() -> dict[str, dict[str, str]]:
@@ -196,7 +189,9 @@ def _table6() -> dict[str, dict[str, str]]:
 
 
 def _compare_table6(name: str, split: Split, table: dict[str, dict[str, str]]) -> str:
-    row = table.get(_TABLE6_NAMES.get(name, ""))
+    from coop.report.paper_names import paper_dataset  # the one table of the paper's dataset names
+
+    row = table.get(paper_dataset(name))
     if not row:
         return ""
     got = {"classes": len(split.classnames), "train": len(split.train), "val": len(split.val),

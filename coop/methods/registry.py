@@ -92,6 +92,7 @@ class Method:
 
 
 METHODS: dict[str, Method] = {}
+_LOADED: set[str] = set()  # the plugins imported in this process
 _loading: list[str] = []  # the plugin being imported (register() stamps its methods with it)
 _builtins_loaded = False
 
@@ -181,14 +182,17 @@ def _import_plugin(plugin: str):
 
 def load_plugins(plugins: list[str] | tuple[str, ...]) -> list[Method]:
     """Import each plugin (a module name, or a .py file path) and return the methods it registered. Each must
-    register at least one method, under a name that no built-in or other plugin uses."""
+    register at least one method (under a name that no built-in or other plugin uses) or a table or figure
+    (coop.report.artefacts.register)."""
     _ensure_builtins()
     added: list[Method] = []
     for plugin in plugins:
-        if any(m.plugin == plugin for m in METHODS.values()):
+        if plugin in _LOADED:  # imported once per process
             added += [m for m in METHODS.values() if m.plugin == plugin]
             continue
-        before = set(METHODS)
+        from coop.report.artefacts import ARTEFACTS  # light: a plugin may add tables and figures too
+
+        before, artefacts_before = set(METHODS), set(ARTEFACTS)
         _loading.append(plugin)
         try:
             _import_plugin(plugin)
@@ -203,9 +207,11 @@ def load_plugins(plugins: list[str] | tuple[str, ...]) -> list[Method]:
         finally:
             _loading.pop()
         new = [METHODS[n] for n in METHODS if n not in before]
-        if not new:
-            raise PluginError(f"plugin {plugin!r} registered no method. At its top level call "
-                              "coop.methods.register(Method(name=..., config=..., train=..., ...)).")
+        if not new and set(ARTEFACTS) == artefacts_before:
+            raise PluginError(f"plugin {plugin!r} registered no method and no table or figure. At its top level "
+                              "call coop.methods.register(Method(name=..., config=..., train=..., ...)) or "
+                              "coop.report.artefacts.register(Artefact(...)).")
+        _LOADED.add(plugin)
         added += new
     return added
 

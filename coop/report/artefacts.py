@@ -63,7 +63,9 @@ INPUTS: dict[str, Input] = {
 }
 
 
-def _resolve(ref: str) -> Callable:
+def _resolve(ref: str | Callable) -> Callable:
+    if callable(ref):  # a plugin's own function
+        return ref
     module, _, name = ref.partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -73,7 +75,7 @@ class Artefact:
     name: str                   # the output's file name (results/tables/NAME.csv, figures/NAME.png)
     experiment: str             # the experiment of the config it is drawn from (config `experiments.NAME`)
     kind: str                   # "table" or "figure"
-    builder: str                # "module:function" (see the module docstring for how it is called)
+    builder: str | Callable     # "module:function" or the function (see the module docstring for how it is called)
     inputs: tuple[str, ...]     # names of INPUTS, in the builder's argument order
     title: str                  # a table's Markdown title line; a figure's name in listings
     columns: tuple[str, ...]    # the CSV's columns (a figure: its data twin's)
@@ -163,7 +165,7 @@ def register(artefact: Artefact) -> Artefact:
     if any(i not in INPUTS for i in a.inputs):
         problems.append(f"inputs {list(a.inputs)} are not among {sorted(INPUTS)}")
     for ref in [a.builder, *([a.data] if a.data else []), *(r for _, r in a.appendix)]:
-        if not re.fullmatch(r"[\w.]+:\w+", ref):
+        if not callable(ref) and not re.fullmatch(r"[\w.]+:\w+", str(ref)):
             problems.append(f"{ref!r} is not a 'module:function' reference")
     if a.kind == "figure" and not a.data:
         problems.append("a figure needs a data twin (data='module:function')")

@@ -12,6 +12,7 @@ from coop import store
 from coop.config import build_config
 from coop.data.datasets import check_dataset_on_disk, get_dataset, register_datasets, split_path, zhou_split_file
 from coop.methods.registry import MethodError, get_method, load_plugins
+from coop.report.artefacts import artefacts_for
 
 CODE_VERSION = coop.__version__  # bump it to rerun everything after a change inside the coop package
 DATA_ROOT = config["data_root"]
@@ -20,9 +21,14 @@ THREADS = config["threads_per_job"]
 EXPERIMENTS = config["experiments"]
 SEEDS = config["seeds"]  # one list for every experiment
 FUSE_SEEDS = config["fuse_seeds"]  # one few-shot job per cell trains all its seeds
-PAPER_NAMES = config.get("paper_names", {})
 PLUGINS = config.get("plugins", [])
 DATASETS = config.get("datasets", {})  # datasets of the user's own, defined by config alone
+# Which paper dataset / backbone each of ours plays (tables print the paper's number beside ours): the
+# config's paper_names, and the paper_name of each dataset defined under datasets:.
+PAPER_NAMES = {**config.get("paper_names", {})}
+if any("paper_name" in e for e in DATASETS.values()):
+    PAPER_NAMES["datasets"] = {**PAPER_NAMES.get("datasets", {}),
+                               **{n: e["paper_name"] for n, e in DATASETS.items() if "paper_name" in e}}
 PRETRAINING = config["pretraining"]
 SHIPPED_WEIGHTS = os.path.join(os.path.dirname(coop.__file__), "models", "pretrained")
 R = store.RESULTS
@@ -298,45 +304,25 @@ def experiment_json(name):
     return shlex.quote(json.dumps(exp))
 
 
-# Outputs of each experiment: table or figure name -> experiment.
-PAPER_TABLES = {
-    name: exp for name, exp in [
-        ("table1_domain_generalization", "domain_shift"), ("table2_prompt_ensembling", "ensembling"),
-        ("table3_initialization", "initialization"), ("table4_nearest_words", "interpretation"),
-        ("table5_finetuning_methods", "finetuning"), ("fig1_prompt_engineering", "prompt_engineering"),
-    ] if exp in EXPERIMENTS
-}
-PAPER_FIGURES = {
-    name: exp for name, exp in [
-        ("fig4_gain_over_zeroshot", "fewshot"), ("fig5a_context_length", "context_length"),
-        ("fig5b_backbones", "backbones"),
-    ] if exp in EXPERIMENTS
-}
+# The paper's tables and figures that the config's experiments make (coop.report.artefacts: one record each,
+# built-in or registered by a plugin).
+def paper_artefacts(kind):
+    return artefacts_for(EXPERIMENTS, kind=kind)
 
 
-def paper_table_inputs(experiment):
-    inputs = {"runs": "results/tables/runs.csv"}
-    if experiment == "domain_shift":
-        inputs["transfer"] = "results/tables/transfer.csv"
-    if experiment == "interpretation":
-        inputs["nearest"] = interpretations()
-    return inputs
+def artefact_inputs(artefact):
+    return artefact.input_files(nearest=interpretations())
 
 
-def paper_table_args(experiment):
-    """--transfer / --nearest arguments of a paper table's inputs."""
-    inputs = paper_table_inputs(experiment)
-    args = ["--transfer", inputs["transfer"]] if "transfer" in inputs else []
-    args += ["--nearest", *inputs["nearest"]] if inputs.get("nearest") else []
-    return shlex.join(args)
+def artefact_args(artefact):
+    """The input options of `coop report paper|figure --what NAME`."""
+    return _cli(artefact.cli_args(artefact_inputs(artefact)))
 
 
 def final_outputs():
     outputs = ["results/tables/fewshot.csv", "results/tables/runs.csv"]
-    if "fewshot" in EXPERIMENTS:
-        outputs += ["figures/fig3_fewshot.png"]
-    outputs += [f"results/tables/{t}.csv" for t in PAPER_TABLES]
-    outputs += [f"figures/{f}.png" for f in PAPER_FIGURES]
+    outputs += [a.outputs["csv"] for a in paper_artefacts("table")]
+    outputs += [a.outputs["png"] for a in paper_artefacts("figure")]
     return outputs
 
 

@@ -1,47 +1,29 @@
-# The paper's figures, drawn from the tables.
+# The paper's figures that the config's experiments ask for, one rule each (coop.report.artefacts: its inputs,
+# caption and builder), drawn from the tables.
 
 
-rule fig3_fewshot:
-    input:
-        "results/tables/fewshot.csv",
-    output:
-        png=report("figures/fig3_fewshot.png", caption="../report/fig3_fewshot.rst", category="Figures"),
-        pdf="figures/fig3_fewshot.pdf",
-    params:
-        experiment=experiment_json("fewshot") if "fewshot" in EXPERIMENTS else "",
-    conda:
-        "../../environment.yml"
-    log:
-        "results/logs/figures/fig3_fewshot.log",
-    benchmark:
-        "results/benchmarks/figures/fig3_fewshot.tsv"
-    localrule: True
-    shell:
-        "coop report fig3 --table {input} --experiment {params.experiment} --png {output.png} "
-        "--pdf {output.pdf} > {log} 2>&1"
-
-
-# One rule per figure of the paper that the config's experiments ask for (each with its own caption).
-for _figure, _experiment in PAPER_FIGURES.items():
+for _artefact in paper_artefacts("figure"):
 
     rule:
         name:
-            _figure
+            _artefact.name
         input:
-            "results/tables/runs.csv",
+            **artefact_inputs(_artefact),
         output:
-            png=report(f"figures/{_figure}.png", caption=f"../report/{_figure}.rst", category="Figures"),
-            pdf=f"figures/{_figure}.pdf",
+            png=report(_artefact.outputs["png"], caption=str(_artefact.caption_path), category="Figures"),
+            pdf=_artefact.outputs["pdf"],
         params:
-            what=_figure,
-            experiment=experiment_json(_experiment),
+            what=_artefact.name,
+            experiment=experiment_json(_artefact.experiment),
+            inputs=artefact_args(_artefact),
+            coop=report_args,
         conda:
             "../../environment.yml"
         log:
-            f"results/logs/figures/{_figure}.log",
+            f"results/logs/figures/{_artefact.name}.log",
         benchmark:
-            f"results/benchmarks/figures/{_figure}.tsv"
+            f"results/benchmarks/figures/{_artefact.name}.tsv"
         localrule: True
         shell:
-            "coop report figure --what {params.what} --experiment {params.experiment} --runs {input} "
-            "--png {output.png} --pdf {output.pdf} > {log} 2>&1"
+            "coop {params.coop} report figure --what {params.what} --experiment {params.experiment} "
+            "{params.inputs} --png {output.png} --pdf {output.pdf} > {log} 2>&1"

@@ -6,6 +6,8 @@ rule runs_table:
         runs_of(),
     output:
         "results/tables/runs.csv",
+    params:
+        coop=report_args,
     conda:
         "../../environment.yml"
     log:
@@ -14,7 +16,7 @@ rule runs_table:
         "results/benchmarks/tables/runs.tsv"
     localrule: True
     shell:
-        "coop report runs --out {output} {input} > {log} 2>&1"
+        "coop {params.coop} report runs --out {output} {input} > {log} 2>&1"
 
 
 rule fewshot_table:
@@ -22,6 +24,8 @@ rule fewshot_table:
         runs_of(),
     output:
         report("results/tables/fewshot.csv", caption="../report/fewshot_table.rst", category="Tables"),
+    params:
+        coop=report_args,
     conda:
         "../../environment.yml"
     log:
@@ -30,7 +34,7 @@ rule fewshot_table:
         "results/benchmarks/tables/fewshot.tsv"
     localrule: True
     shell:
-        "coop report table --out {output} {input} > {log} 2>&1"
+        "coop {params.coop} report table --out {output} {input} > {log} 2>&1"
 
 
 rule transfer_table:
@@ -38,6 +42,8 @@ rule transfer_table:
         transfers(),
     output:
         "results/tables/transfer.csv",
+    params:
+        coop=report_args,
     conda:
         "../../environment.yml"
     log:
@@ -46,31 +52,33 @@ rule transfer_table:
         "results/benchmarks/tables/transfer.tsv"
     localrule: True
     shell:
-        "coop report transfer --out {output} {input} > {log} 2>&1"
+        "coop {params.coop} report transfer --out {output} {input} > {log} 2>&1"
 
 
-# One rule per table of the paper that the config's experiments ask for (each with its own caption).
-for _table, _experiment in PAPER_TABLES.items():
+# One rule per table of the paper that the config's experiments ask for (coop.report.artefacts: its inputs,
+# caption and builder).
+for _artefact in paper_artefacts("table"):
 
     rule:
         name:
-            _table
+            _artefact.name
         input:
-            **paper_table_inputs(_experiment),
+            **artefact_inputs(_artefact),
         output:
-            csv=report(f"results/tables/{_table}.csv", caption=f"../report/{_table}.rst", category="Tables"),
-            md=f"results/tables/{_table}.md",
+            csv=report(_artefact.outputs["csv"], caption=str(_artefact.caption_path), category="Tables"),
+            md=_artefact.outputs["md"],
         params:
-            what=_table,
-            experiment=experiment_json(_experiment),
-            extra=paper_table_args(_experiment),
+            what=_artefact.name,
+            experiment=experiment_json(_artefact.experiment),
+            inputs=artefact_args(_artefact),
+            coop=report_args,
         conda:
             "../../environment.yml"
         log:
-            f"results/logs/tables/{_table}.log",
+            f"results/logs/tables/{_artefact.name}.log",
         benchmark:
-            f"results/benchmarks/tables/{_table}.tsv"
+            f"results/benchmarks/tables/{_artefact.name}.tsv"
         localrule: True
         shell:
-            "coop report paper --what {params.what} --experiment {params.experiment} --runs {input.runs} "
-            "{params.extra} --csv {output.csv} --md {output.md} > {log} 2>&1"
+            "coop {params.coop} report paper --what {params.what} --experiment {params.experiment} {params.inputs} "
+            "--csv {output.csv} --md {output.md} > {log} 2>&1"
