@@ -241,7 +241,7 @@ def _train(ctx: RunContext, cfg: _TrainedConfig, model: nn.Module, learned: nn.M
     if views:
         data = ViewData(ctx.train_views(epochs, cfg.crop_min), [it.label for it in items])
     else:
-        data = ImageDataset(ctx.image_root, items, train_transform(ctx.clip.image_size, cfg.crop_min), preload=len(items) <= 5000)
+        data = ImageDataset(ctx.image_root, items, train_transform(ctx.clip.preprocess, cfg.crop_min), preload=len(items) <= 5000)
     model.train()
     history = fit(model, list(learned.parameters()), data, train_cfg, ctx.device,
                   torch.Generator().manual_seed(ctx.seed), log=ctx.log, checkpoint=ctx.checkpointing(learned))
