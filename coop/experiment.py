@@ -19,6 +19,7 @@ from coop.data.fewshot import items_hash, make_manifest, manifest_items, read_ma
 from coop.features import Features, load_features, save_features
 from coop.io import atomic_path, remove_stale_temps, write_json
 from coop.methods.base import RunContext
+from coop.models.names import canonical_pretrained
 from coop.models.transforms import CROP_MIN
 from coop.methods.registry import MethodError, create_method, fused_method, get_method, method_config_class
 from coop import protocol
@@ -43,7 +44,7 @@ def views_path(cache_dir: str | Path, dataset: str, backbone: str, shots: int, s
 
 def cache_keys(dataset: str, backbone: str, model: str, pretrained: str, part: str) -> dict[str, str]:
     """The keys a feature cache must match: split, transform and weights included."""
-    pretrained = "random" if pretrained in ("random", "none", "", None) else str(pretrained)
+    pretrained = canonical_pretrained(pretrained, model)  # "random" for every random spelling, as before
     return {"dataset": dataset, "part": part, "backbone": backbone, "model": model, "pretrained": pretrained,
             "transform": "test"}
 
@@ -126,7 +127,7 @@ def _prepare(
 
         clip = load()
         items = manifest_items(manifest, "train")
-        keys = view_keys(items, manifest["hash"], backbone, model, pretrained, clip.image_size, crop_min)
+        keys = view_keys(items, manifest["hash"], backbone, model, pretrained, clip.preprocess, crop_min)
         return open_views(clip, items, image_root(data_root, spec), manifest["hash"], epochs,
                           views_path(cache_dir, dataset, backbone, shots, seed, crop_min), keys, state["device"], log,
                           crop_min)
