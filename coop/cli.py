@@ -12,8 +12,10 @@ from coop.store import RESULTS
 def _add_backbone(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default="toy-rn", help="label used in result paths (default: toy-rn)")
     p.add_argument("--model", default=None, help="open_clip model name (default: the backbone label)")
-    p.add_argument("--pretrained", default="random",
-                   help="open_clip tag (e.g. openai), a local checkpoint path, or 'random' (seeded init)")
+    p.add_argument("--pretrained", default=None,
+                   help="open_clip tag (e.g. openai), toyworld, a local checkpoint path, or 'random' (seeded init); "
+                   "default: the backbone's (toyworld for the toy models, openai for open_clip models that have it, "
+                   "a local-dir:/hf-hub: model's own)")
     p.add_argument("--init-seed", type=int, default=0, help="seed of random weights (pretrained=random)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
 
@@ -21,10 +23,12 @@ def _add_backbone(p: argparse.ArgumentParser) -> None:
 def cmd_run(a: argparse.Namespace) -> None:
     from coop.config import parse_sets
     from coop.experiment import run_seeds
+    from coop.models.names import canonical_pretrained
 
     run_seeds(
         a.seed, dataset=a.dataset, method=a.method, shots=a.shots, backbone=a.backbone, model=a.model,
-        pretrained=a.pretrained, variant=a.variant, params=parse_sets(a.set), data_root=a.data_root,
+        pretrained=canonical_pretrained(a.pretrained, a.model or a.backbone), variant=a.variant,
+        params=parse_sets(a.set), data_root=a.data_root,
         cache_dir=a.cache_dir, device=a.device, init_seed=a.init_seed, out=a.out, fuse=not a.sequential,
     )
 

@@ -12,8 +12,8 @@ from coop.protocol import ProtocolError
 def user_errors() -> tuple[type[BaseException], ...]:
     """Evaluated when an error is caught, so torch-backed modules are only consulted if already imported."""
     errors: list[type[BaseException]] = [DatasetError, CacheError, MethodError, ProtocolError]
-    if "coop.models.clip" in sys.modules:
-        errors.append(sys.modules["coop.models.clip"].BackboneError)
+    if "coop.models.names" in sys.modules:  # imported by coop.models.clip
+        errors.append(sys.modules["coop.models.names"].BackboneError)
     if "coop.train" in sys.modules:
         errors += [sys.modules["coop.train"].NonFiniteLossError, sys.modules["coop.train"].CheckpointError]
     return tuple(errors)

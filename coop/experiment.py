@@ -110,7 +110,7 @@ def _prepare(
 
         clip = load()
         items = manifest_items(manifest, "train")
-        keys = view_keys(items, manifest["hash"], backbone, model, pretrained, clip.image_size, crop_min)
+        keys = view_keys(items, manifest["hash"], backbone, model, pretrained, clip.preprocess, crop_min)
         return open_views(clip, items, image_root(data_root, spec), manifest["hash"], epochs,
                           views_path(cache_dir, dataset, backbone, shots, seed, crop_min), keys, state["device"], log,
                           crop_min)

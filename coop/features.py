@@ -112,7 +112,7 @@ def extract_features(clip, items: list[Item], image_root: str | Path, batch_size
     from coop.data.images import ImageDataset
     from coop.models.transforms import test_transform
 
-    ds = ImageDataset(image_root, items, test_transform(clip.image_size))
+    ds = ImageDataset(image_root, items, test_transform(clip.preprocess))
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     clip.model.eval()
     out = []

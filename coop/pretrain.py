@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from coop.data.toyworld import TOY_DATASETS, make_caption, sample_image
 from coop.models.checkpoint import compact_metadata, save_compact, seeded_model, state_fingerprint
-from coop.models.transforms import CLIP_MEAN, CLIP_STD
+from coop.models.transforms import Preprocess, as_preprocess
 
 # The pretraining pool: which toy renderings the captions describe, and how often.
 DEFAULT_MIX = {"toy_shapes": 0.45, "toy_textures": 0.2, "toy_flowers": 0.2, "toy_shapes_sketch": 0.1,
@@ -52,8 +52,11 @@ def lr_factor(step: int, cfg: PretrainConfig) -> float:
     return 0.5 * (1 + math.cos(math.pi * t))
 
 
-def draw_batch(step: int, cfg: PretrainConfig, image_size: int) -> tuple[torch.Tensor, list[str]]:
-    """Batch `step` of image-caption pairs: normalised images (B, 3, H, W) and their captions."""
+def draw_batch(step: int, cfg: PretrainConfig, pp: Preprocess | int) -> tuple[torch.Tensor, list[str]]:
+    """Batch `step` of image-caption pairs: images (B, 3, H, W) normalised with the model's preprocess config
+    (an int: that size, open_clip's default mean/std), and their captions."""
+    pp = as_preprocess(pp)
+    image_size = pp.hw[0]
     names = sorted(cfg.mix)
     weights = np.array([cfg.mix[n] for n in names], dtype=np.float64)
     rng = np.random.default_rng([cfg.seed, STREAM, step])
@@ -64,7 +67,7 @@ def draw_batch(step: int, cfg: PretrainConfig, image_size: int) -> tuple[torch.T
         images.append(img)
         captions.append(make_caption(name, words, rng)[0])
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
-    mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    mean, std = torch.tensor(pp.mean).view(1, 3, 1, 1), torch.tensor(pp.std).view(1, 3, 1, 1)
     return (x - mean) / std, captions
 
 
@@ -86,19 +89,18 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print,
     """Train `cfg.model` from its seeded initialisation contrastively. Return the model (eval mode), the loss
     per step, and the fingerprint of the weights after FINGERPRINT_STEP steps. `until` stops early (the
     schedule is still that of `cfg.steps`), e.g. to check a fingerprint."""
-    import open_clip
     from open_clip.loss import ClipLoss
 
+    from coop.models.clip import get_tokenizer
     from coop.models.text import TextEncoder
 
     unknown = sorted(set(cfg.mix) - set(TOY_DATASETS))
     if unknown:
         raise ValueError(f"mix names unknown toy datasets {unknown}; known: {sorted(TOY_DATASETS)}")
     model = seeded_model(cfg.model, cfg.seed)
-    tokenizer = open_clip.get_tokenizer(cfg.model)
+    tokenizer = get_tokenizer(cfg.model)
     text_encoder = TextEncoder(model, cut=True)
-    size = model.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    pp = Preprocess.from_open_clip(model.visual.preprocess_cfg)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), betas=(0.9, 0.98), eps=1e-6)
     loss_fn = ClipLoss()
     torch.manual_seed(cfg.seed)  # the toy CLIPs have no random layers (no dropout); seeded all the same
@@ -108,7 +110,7 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print,
     for step in range(stop):
         for g in optimizer.param_groups:
             g["lr"] = g["base_lr"] * lr_factor(step, cfg)
-        images, captions = draw_batch(step, cfg, size)
+        images, captions = draw_batch(step, cfg, pp)
         tokens = tokenizer(captions)
         image_features = F.normalize(model.encode_image(images), dim=-1)
         text_features = F.normalize(text_encoder(model.token_embedding(tokens), tokens.argmax(dim=-1)), dim=-1)

@@ -82,12 +82,10 @@ def transfer_path(root: str | Path, dataset: str, backbone: str, method: str, va
     return path("transfer", root, dataset=dataset, backbone=backbone, method=method, variant=variant, shots=shots)
 
 
-def canonical_pretrained(pretrained) -> str:
-    """The weights as feature caches record them: every spelling of random weights is "random"."""
-    return "random" if pretrained in ("random", "none", "", None) else str(pretrained)
-
-
 def feature_keys(dataset: str, backbone: str, model: str, pretrained, part: str) -> dict[str, str]:
-    """The keys a feature cache must match: split, transform and weights included."""
+    """The keys a feature cache must match: split, transform and weights included (the weights as
+    coop.models.names parses them: "random" for every spelling of random weights)."""
+    from coop.models.names import canonical_pretrained
+
     return {"dataset": dataset, "part": part, "backbone": backbone, "model": model,
-            "pretrained": canonical_pretrained(pretrained), "transform": "test"}
+            "pretrained": canonical_pretrained(pretrained, model), "transform": "test"}

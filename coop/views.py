@@ -20,8 +20,8 @@ from coop.data.fewshot import items_hash
 from coop.data.images import load_image
 from coop.features import CacheError, _reason
 from coop.io import atomic_path
-from coop.store import canonical_pretrained
-from coop.models.transforms import CROP_MIN, describe, train_transform
+from coop.models.names import canonical_pretrained
+from coop.models.transforms import CROP_MIN, Preprocess, describe, train_transform
 
 FORMAT = "1"
 
@@ -49,7 +49,7 @@ def encode_views(clip, images: list, subset: str, epochs: range, device: str = "
     """Image features of the views of `epochs`: (len(epochs), N, D) float32 on the CPU. A view whose pixels equal
     one encoded before (e.g. the same flip of an uncropped image) reuses its features: the encoder is per image
     in eval mode, so only new pixels need it."""
-    transform = train_transform(clip.image_size, crop_min)
+    transform = train_transform(clip.preprocess, crop_min)
     model = clip.model
     was_training = model.training
     model.eval()
@@ -70,11 +70,13 @@ def encode_views(clip, images: list, subset: str, epochs: range, device: str = "
     return out
 
 
-def view_keys(items: list[Item], subset: str, backbone: str, model: str, pretrained: str, image_size: int,
-              crop_min: float = CROP_MIN) -> dict:
-    """What a view cache must match: the subset, the images, the encoder and its weights, the transform."""
+def view_keys(items: list[Item], subset: str, backbone: str, model: str, pretrained: str,
+              preprocess: Preprocess | int, crop_min: float = CROP_MIN) -> dict:
+    """What a view cache must match: the subset, the images, the encoder and its weights, the transform (from
+    the model's preprocess config, `Clip.preprocess`; an int: that size with open_clip's defaults)."""
+    pretrained = canonical_pretrained(pretrained, model)
     return {"format": FORMAT, "subset": subset, "items_hash": items_hash(items), "backbone": backbone,
-            "model": model, "pretrained": canonical_pretrained(pretrained), "transform": describe(train_transform(image_size, crop_min))}
+            "model": model, "pretrained": pretrained, "transform": describe(train_transform(preprocess, crop_min))}
 
 
 def check_views(path: str | Path, keys: dict) -> int:

@@ -73,7 +73,7 @@ def _finetune(ctx: RunContext, cfg: FinetuneImageConfig) -> MethodResult:
     classifier = FinetuneImageClassifier(visual, text, model.logit_scale, cfg.bn_train)
     tcfg = train_config(ctx, cfg)
     items = ctx.items("train")
-    data = ImageDataset(ctx.image_root, items, train_transform(ctx.clip.image_size, cfg.crop_min),
+    data = ImageDataset(ctx.image_root, items, train_transform(ctx.clip.preprocess, cfg.crop_min),
                         preload=len(items) <= 5000)
     classifier.train()
     history = fit(classifier, list(visual.parameters()), data, tcfg, ctx.device,

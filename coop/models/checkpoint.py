@@ -21,13 +21,14 @@ META_KEY = "coop"  # all metadata as one sorted JSON string: safetensors writes 
 SPARSE_KEYS = ("token_embedding.weight",)  # tensors stored as (changed rows, their values)
 
 
-def seeded_model(name: str, seed: int, device: str | torch.device = "cpu") -> nn.Module:
-    """open_clip model `name` with weights drawn from `seed`; the global random state is left as it was."""
-    import open_clip
+def seeded_model(name, seed: int, device: str | torch.device = "cpu") -> nn.Module:
+    """Model `name` (any name of coop.models.names) with weights drawn from `seed`, nothing loaded (no tower's
+    base weights either); the global random state is left as it was."""
+    from coop.models.clip import create_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return open_clip.create_model(name, pretrained=None, device=device)
+        return create_model(name, pretrained=None, device=device, load_weights=False, pretrained_text=False)
 
 
 def state_fingerprint(state: dict[str, torch.Tensor]) -> str:

@@ -12,6 +12,7 @@ from coop import store
 from coop.config import build_config
 from coop.data.datasets import check_dataset_on_disk, get_dataset, register_datasets, split_path, zhou_split_file
 from coop.methods.registry import MethodError, get_method, load_plugins
+from coop.models.names import parse_model, parse_pretrained
 from coop.report.artefacts import artefacts_for
 
 CODE_VERSION = coop.__version__  # bump it to rerun everything after a change inside the coop package
@@ -30,7 +31,6 @@ if any("paper_name" in e for e in DATASETS.values()):
     PAPER_NAMES["datasets"] = {**PAPER_NAMES.get("datasets", {}),
                                **{n: e["paper_name"] for n, e in DATASETS.items() if "paper_name" in e}}
 PRETRAINING = config["pretraining"]
-SHIPPED_WEIGHTS = os.path.join(os.path.dirname(coop.__file__), "models", "pretrained")
 R = store.RESULTS
 
 
@@ -73,6 +73,8 @@ def _check_config():
                 )
     if "domain_shift" in EXPERIMENTS and not EXPERIMENTS["domain_shift"].get("targets"):
         raise ConfigError("experiments.domain_shift needs 'targets' (the shifted datasets to evaluate on).")
+    for label in config["backbones"]:  # names and weights parsed once, errors naming the fix
+        parse_pretrained(backbone_pretrained(label), backbone_model(label))
     used = {d for e in EXPERIMENTS.values() for d in e["datasets"] + e.get("targets", [])}
     for name in DATASETS:  # no job makes them: they must be there before any job starts
         if name in used:
@@ -181,30 +183,33 @@ def test_features(dataset, backbone):
     return str(store.features_path(R, dataset, backbone, "test"))
 
 
+def backbone_model(backbone):
+    return config["backbones"][backbone].get("model", backbone)
+
+
 def backbone_pretrained(backbone):
-    """What --pretrained gets: the backbone's tag or path; "toyworld" becomes this run's own pretrained file
-    when pretraining.source is "workflow"."""
-    b = config["backbones"][backbone]
-    if b["pretrained"] == "toyworld" and PRETRAINING["source"] == "workflow":
-        return pretrained_weights(b.get("model", backbone))
-    return str(b["pretrained"])
+    """What --pretrained gets: the backbone's tag or path (None: the model's default weights,
+    coop.models.names.default_pretrained); "toyworld" becomes this run's own pretrained file when
+    pretraining.source is "workflow"."""
+    pretrained = config["backbones"][backbone].get("pretrained")
+    if pretrained is not None and str(pretrained) == "toyworld" and PRETRAINING["source"] == "workflow":
+        return pretrained_weights(backbone_model(backbone))
+    return None if pretrained is None else str(pretrained)
 
 
 def backbone_weights(wildcards):
-    """The local weights file a backbone loads, if any: an input, so that new weights rerun what used them."""
-    b = config["backbones"][wildcards.backbone]
-    pretrained = backbone_pretrained(wildcards.backbone)
-    if pretrained == "toyworld":
-        return os.path.join(SHIPPED_WEIGHTS, f"{b.get('model', wildcards.backbone)}.safetensors")
-    if os.path.dirname(pretrained) or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
-        return pretrained
-    return []
+    """The local files a backbone loads (its weights, its own model-config JSON), as parsed once by
+    coop.models.names: inputs, so that new weights or a changed architecture rerun what used them."""
+    model = backbone_model(wildcards.backbone)
+    files = [parse_pretrained(backbone_pretrained(wildcards.backbone), model).file, parse_model(model).file]
+    return [f for f in files if f]
 
 
 def backbone_args(wildcards):
     b = config["backbones"][wildcards.backbone]
-    args = ["--backbone", wildcards.backbone, "--model", b.get("model", wildcards.backbone),
-            "--pretrained", backbone_pretrained(wildcards.backbone)]
+    pretrained = backbone_pretrained(wildcards.backbone)
+    args = ["--backbone", wildcards.backbone, "--model", backbone_model(wildcards.backbone)]
+    args += ["--pretrained", pretrained] if pretrained is not None else []
     return _cli(args + (["--init-seed", b["init_seed"]] if "init_seed" in b else []))
 
 
