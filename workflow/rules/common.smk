@@ -73,8 +73,6 @@ def _check_config():
                 )
     if "domain_shift" in EXPERIMENTS and not EXPERIMENTS["domain_shift"].get("targets"):
         raise ConfigError("experiments.domain_shift needs 'targets' (the shifted datasets to evaluate on).")
-    for label in config["backbones"]:  # names and weights parsed once, errors naming the fix
-        parse_pretrained(backbone_pretrained(label), backbone_model(label))
     used = {d for e in EXPERIMENTS.values() for d in e["datasets"] + e.get("targets", [])}
     for name in DATASETS:  # no job makes them: they must be there before any job starts
         if name in used:
@@ -211,6 +209,10 @@ def backbone_args(wildcards):
     args = ["--backbone", wildcards.backbone, "--model", backbone_model(wildcards.backbone)]
     args += ["--pretrained", pretrained] if pretrained is not None else []
     return _cli(args + (["--init-seed", b["init_seed"]] if "init_seed" in b else []))
+
+
+for _label in config["backbones"]:  # names and weights parsed once, before any job: errors name the fix
+    parse_pretrained(backbone_pretrained(_label), backbone_model(_label))
 
 
 def coop_args(wildcards=None, datasets=(), everything=False):
