@@ -51,7 +51,7 @@ def make_colour_dataset(folder: Path, n: dict[str, int]) -> None:
 
 def test_readme_has_a_worked_example_of_each_kind():
     names = set(readme_files())
-    assert {"ext/learned_temperature.py", "ext/accuracy_by_label.py", "ext/config.yaml"} <= names, names
+    assert {"ext/learned_temperature.py", "ext/accuracy_by_label.py", "ext/my-rn.json", "ext/config.yaml"} <= names
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +130,71 @@ def test_plugin_table_is_built_from_the_runs(extended_run):
         assert abs(row["acc_mean"].item() - sum(acc) / len(acc)) < 0.006
     md = (work / "results" / "tables" / "accuracy_by_label.md").read_text()
     assert "Accuracy of every run label by shots" in md
+
+
+def test_config_backbone_runs_with_its_own_preprocessing(extended_run):
+    work, _ = extended_run
+    runs = _runs(work)
+    mine = runs[runs["backbone"] == "my-rn"]
+    assert set(mine["method"]) == {"zeroshot", "learned_temperature"} and set(mine["dataset"]) == {"my_colours"}
+    m = json.loads((work / "results/runs/my_colours/my-rn/zeroshot/default/shots0/seed0/metrics.json").read_text())
+    assert m["model"] == "ext/my-rn.json" and m["pretrained"] == "random"
+    from coop.models import load_clip
+
+    clip = load_clip(str(work / "ext" / "my-rn.json"), "random")
+    assert clip.model.text_projection.shape[-1] == 96  # the JSON's embed_dim
+    assert tuple(clip.preprocess.mean) == (0.5, 0.5, 0.5) and tuple(clip.preprocess.std) == (0.25, 0.25, 0.25)
+    from safetensors.numpy import load_file
+
+    cached = load_file(str(work / "results/features/my_colours/my-rn/test.safetensors"))
+    assert any(t.ndim == 2 and t.shape == (15, 96) for t in cached.values())  # 15 test images x embed_dim
+
+
+BAD = {
+    "plugin that does not import": ({"plugins": ["no_such_plugin_xyz"]},
+                                    "plugin 'no_such_plugin_xyz' does not import"),
+    "plugin clashing with a built-in": ({"plugins": ["ext/clash.py"]},
+                                        "'coop' is already taken by a built-in method"),
+    "plugin lacking a declaration": ({"plugins": ["ext/incomplete.py"]},
+                                     "incomplete.py' failed while importing: TypeError"),
+    "dataset with a missing folder": ({"datasets": {"gone": {"folder": "nowhere", "layout": "image_folder",
+                                                             "template": "a {}."}}}, "datasets.gone"),
+    "dataset with a missing split file": ({"datasets": {"nosplit": {"folder": "here", "layout": "split_json",
+                                                                    "split_file": "absent.json",
+                                                                    "template": "a {}."}}}, "absent.json"),
+    "model config that open_clip rejects": ({"backbones": {"bad": {"model": "ext/bad.json",
+                                                                   "pretrained": "random"}}}, "embed_dim"),
+    "variant parameter out of range": ({"methods": {"coop": {"end_m4": {"n_ctx": 0}}}},
+                                       "methods.coop.end_m4: n_ctx must be >= 1"),
+}
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_extensions_stop_before_any_job(case, tmp_path):
+    change, message = BAD[case]
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    (ext / "clash.py").write_text("from dataclasses import dataclass\nfrom coop.methods import Method, register\n"
+                                  "@dataclass\nclass C:\n    a: int = 0\n"
+                                  "register(Method(name='coop', config=C, train=lambda c, g: [], few_shot=True, "
+                                  "needs_images=False, description='x', display_name='X'))\n")
+    (ext / "incomplete.py").write_text("from coop.methods import Method, register\nregister(Method(name='m'))\n")
+    (ext / "bad.json").write_text(json.dumps({"vision_cfg": {"image_size": 32}, "text_cfg": {}}))
+    (tmp_path / "data" / "here").mkdir(parents=True)
+    finished = tmp_path / "results" / "tables" / "runs.csv"  # a result of an earlier run
+    finished.parent.mkdir(parents=True)
+    finished.write_text("kept\n")
+    config = {**TINY, **{k: v for k, v in change.items() if k not in ("backbones", "methods")}}
+    config["backbones"] = {**TINY["backbones"], **change.get("backbones", {})}
+    config["methods"] = {**TINY["methods"], **change.get("methods", {})}
+    if "datasets" in change:
+        name = next(iter(change["datasets"]))
+        config["experiments"] = {"fewshot": {**TINY["experiments"]["fewshot"], "datasets": [name]}}
+    if "backbones" in change:
+        config["experiments"] = {"fewshot": {**TINY["experiments"]["fewshot"], "backbones": ["bad"]}}
+    proc = snakemake(tmp_path, "--cores", "1", config=config, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and message in out, out[-3000:]
+    assert "Select jobs" not in out  # stopped at parse time: no job started
+    assert finished.read_text() == "kept\n" and not (tmp_path / "results" / "runs").exists()

@@ -12,7 +12,7 @@ from coop import store
 from coop.config import build_config
 from coop.data.datasets import check_dataset_on_disk, get_dataset, register_datasets, split_path, zhou_split_file
 from coop.methods.registry import MethodError, get_method, load_plugins
-from coop.models.names import parse_model, parse_pretrained
+from coop.models.names import parse_model, parse_pretrained, read_model_config
 from coop.report.artefacts import artefacts_for
 
 CODE_VERSION = coop.__version__  # bump it to rerun everything after a change inside the coop package
@@ -213,6 +213,8 @@ def backbone_args(wildcards):
 
 for _label in config["backbones"]:  # names and weights parsed once, before any job: errors name the fix
     parse_pretrained(backbone_pretrained(_label), backbone_model(_label))
+    if parse_model(backbone_model(_label)).kind == "config":  # a model-config JSON of the user's own
+        read_model_config(backbone_model(_label))
 
 
 def coop_args(wildcards=None, datasets=(), everything=False):
