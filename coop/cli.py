@@ -36,8 +36,8 @@ def cmd_run(a: argparse.Namespace) -> None:
 def cmd_data_toy(a: argparse.Namespace) -> None:
     from coop.data.toyworld import generate
 
-    path = generate(a.dataset, a.root, n_train=a.n_train, n_val=a.n_val, n_test=a.n_test,
-                    image_size=a.image_size, seed=a.seed)
+    given = {k: getattr(a, k) for k in ("n_train", "n_val", "n_test", "image_size", "seed")}
+    path = generate(a.dataset, a.root, **{k: v for k, v in given.items() if v is not None})  # else generate's defaults
     print(f"wrote {path}")
 
 
@@ -254,11 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("toy", help="generate one toy dataset on disk")
     p.add_argument("--dataset", required=True)
     p.add_argument("--root", default="data")
-    p.add_argument("--n-train", type=int, default=24, help="train images per class")
-    p.add_argument("--n-val", type=int, default=8)
-    p.add_argument("--n-test", type=int, default=40)
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    # Left out: coop.data.toyworld.generate's defaults (one home for them).
+    p.add_argument("--n-train", type=int, help="train images per class")
+    p.add_argument("--n-val", type=int, help="val images per class")
+    p.add_argument("--n-test", type=int, help="test images per class")
+    p.add_argument("--image-size", type=int, help="image side in pixels")
+    p.add_argument("--seed", type=int)
     p.set_defaults(func=cmd_data_toy)
     p = dsub.add_parser("sample", help="write the few-shot manifest of dataset x shots x seed")
     p.add_argument("--dataset", required=True)
