@@ -359,31 +359,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _extend(plugins: list[str], datasets: str | None) -> None:
+    """Load the plugins and register the datasets of the command line (before the full parser is built, so
+    that a plugin's tables and figures are among `coop report`'s choices)."""
+    if plugins:
+        from coop.methods.registry import load_plugins
+
+        load_plugins(plugins)
+    if datasets:
+        from coop.data.datasets import DatasetError, register_datasets
+
+        try:
+            block = json.loads(datasets)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"--datasets is not valid JSON ({e}); give a mapping name -> entry.") from None
+        register_datasets(block)
+
+
 def main(argv: list[str] | None = None) -> int:
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--plugin", action="append", default=[])
+    early.add_argument("--datasets", default=None)
+    known, _ = early.parse_known_args(argv)
+    from coop.errors import user_errors
+
+    try:
+        _extend(known.plugin, known.datasets)
+    except user_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     if args.threads:
         # Before torch is imported: OpenMP reads these once.
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
         os.environ.setdefault("MKL_NUM_THREADS", str(args.threads))
-    from coop.errors import user_errors
 
     try:
         from coop.config import parse_sets
         from coop.protocol import configure
 
         configure(parse_sets(args.protocol))
-        if args.plugin:
-            from coop.methods.registry import load_plugins
-
-            load_plugins(args.plugin)
-        if args.datasets:
-            from coop.data.datasets import DatasetError, register_datasets
-
-            try:
-                block = json.loads(args.datasets)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"--datasets is not valid JSON ({e}); give a mapping name -> entry.") from None
-            register_datasets(block)
         args.func(args)
     except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
