@@ -377,7 +377,7 @@ def _extend(plugins: list[str], datasets: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    early = argparse.ArgumentParser(add_help=False)
+    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     early.add_argument("--plugin", action="append", default=[])
     early.add_argument("--datasets", default=None)
     known, _ = early.parse_known_args(argv)
