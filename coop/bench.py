@@ -195,7 +195,8 @@ def fused_vs_separate_runs(cfg: BenchConfig, folder: Path) -> dict[str, float]:
         cmd = [sys.executable, "-m", "coop.cli", "--threads", str(torch.get_num_threads()), "run",
                "--dataset", "toy_shapes", "--method", "coop", "--shots", str(cfg.fused_shots),
                "--seed", *map(str, run_seeds_), "--backbone", cfg.toy_model, "--pretrained", "random",
-               "--device", "cpu",               "--data-root", str(folder / "data"), "--cache-dir", str(folder / "cache"), "--out", out,
+               "--device", "cpu", "--data-root", str(folder / "data"), "--cache-dir", str(folder / "cache"),
+               "--out", out,
                *[a for k, v in params.items() for a in ("--set", f"{k}={v}")]]
         subprocess.run(cmd, check=True, capture_output=True)
 
