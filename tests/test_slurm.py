@@ -3,7 +3,9 @@
 A single-node SLURM 22.05 with two fake GPUs is started by the project's slurm/cluster-up.sh (root, Debian
 packages) and stopped by slurm/cluster-down.sh at the end of the module. The run is compared with the local
 reference run (`tiny_run`, conftest.py): same tables, and every job that is not a local rule went through
-sbatch. Skipped where a cluster cannot be started (not root, no apt-get, packages not installable).
+sbatch. Runs only on request, COOP_TEST_SLURM=1 in the environment (.ci/run sets it): it installs packages
+and starts daemons as root. Skipped without it, and where a cluster cannot be started (not root, no apt-get,
+packages not installable).
 """
 import json
 import os
@@ -21,8 +23,12 @@ from conftest import ROOT
 from workflow_util import TINY, snakemake
 
 IS_ROOT = sys.platform == "linux" and os.geteuid() == 0
+# The one switch: the cluster (munge, MariaDB, slurmdbd, slurmctld, slurmd) is started only when asked for.
+ENABLED = os.environ.get("COOP_TEST_SLURM") == "1"
+ENABLE_HINT = "COOP_TEST_SLURM=1 uv run pytest -m slurm"
 pytestmark = [
     pytest.mark.slurm,
+    pytest.mark.skipif(not ENABLED, reason=f"starts munge/MariaDB/SLURM daemons: only on request, {ENABLE_HINT}"),
     pytest.mark.skipif(not IS_ROOT, reason="needs root on Linux to start a SLURM cluster (slurm/cluster-up.sh "
                        "installs packages, starts munge/slurmdbd/slurmctld/slurmd)"),
     pytest.mark.skipif(not shutil.which("apt-get") and not shutil.which("slurmctld"),
@@ -40,6 +46,8 @@ LOCAL_RULES = {"toy_dataset", "fewshot_manifest", "runs_table", "fewshot_table",
 @pytest.fixture(scope="module")
 def slurm_cluster():
     """A running single-node cluster; stopped (every daemon by its PID file) when the module is done."""
+    if not ENABLED:  # the module's skip mark already keeps this from running; never start daemons unasked
+        pytest.skip(f"only on request: {ENABLE_HINT}")
     proc = subprocess.run(["bash", str(UP)], capture_output=True, text=True, timeout=900,
                           env={**os.environ, "FAKE_GPUS": str(FAKE_GPUS)})
     if proc.returncode in (2, 3):  # not root / not Debian, or the packages could not be installed
