@@ -8,28 +8,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TINY = {
-    "data_root": "data",
-    "toy_world": {"n_train": 4, "n_val": 2, "n_test": 5, "image_size": 32, "seed": 0},
-    "backbones": {"toy-rn": {"model": "toy-rn", "pretrained": "random"}},
-    "methods": {
-        "zeroshot": {"default": {}},
-        "ensemble": {"default": {}},
-        "linear_probe": {"default": {}},
-        "coop": {"end_m4": {"n_ctx": 4, "epochs": 20}},
-    },
-    "experiments": {
-        "fewshot": {
-            "datasets": ["toy_shapes", "toy_textures"],
-            "backbones": ["toy-rn"],
-            "shots": [1, 2],
-            "runs": {"zeroshot": "zeroshot/default", "ensemble": "ensemble/default",
-                     "linear_probe": "linear_probe/default", "coop": "coop/end_m4"},
-        },
-    },
-    "seeds": [1, 2],
-    "threads_per_job": 1,
-}
+# The tiny config, shared with users: .test/config.yaml (snakemake --cores 2 --configfile .test/config.yaml).
+TINY = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
 
 
 def snakemake_command(workdir: Path, *args: str, config: dict | None = None) -> tuple[list[str], dict[str, str]]:
