@@ -9,9 +9,24 @@ from typing import Any
 from coop.methods.registry import MethodError
 
 
+def _check_type(value: Any, typ: Any, key: str) -> Any:
+    """A value that is already typed (from YAML or Python) must match the field's type: a config gives
+    `n_ctx: 4.5` or `csc: 3` no more than `--set` does."""
+    args = typing.get_args(typ)
+    if value is None and type(None) in args:
+        return value
+    if type(None) in args:
+        typ = next(a for a in args if a is not type(None))
+    ok = {bool: lambda v: isinstance(v, bool), int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), str: lambda v: isinstance(v, str)}
+    if typ in ok and not ok[typ](value):
+        raise MethodError(f"{key}={value!r}: expected {typ.__name__}, got {type(value).__name__}")
+    return float(value) if typ is float else value
+
+
 def _convert(value: Any, typ: Any, key: str) -> Any:
     if not isinstance(value, str):
-        return value
+        return _check_type(value, typ, key)
     origin = typing.get_origin(typ)
     args = typing.get_args(typ)
     if origin is typing.Union or (origin is not None and type(None) in args):
