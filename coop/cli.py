@@ -390,9 +390,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = build_parser().parse_args(argv)
     if args.threads:
-        # Before torch is imported: OpenMP reads these once.
-        os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-        os.environ.setdefault("MKL_NUM_THREADS", str(args.threads))
+        # --threads wins over OMP_NUM_THREADS/MKL_NUM_THREADS already in the environment. Set before torch is
+        # imported (OpenMP and torch read them once, at import; the CLI imports torch only in the commands that
+        # need it); where torch is already imported (main called in-process) it is told directly.
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+        os.environ["MKL_NUM_THREADS"] = str(args.threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(args.threads)
 
     try:
         from coop.config import parse_sets

@@ -48,6 +48,7 @@ class _Run:
     manifest: dict | None
     state: dict[str, Any]
     start: float
+    prepare_seconds: float = 0.0  # the wall time of this run's own `_prepare`
 
 
 def run_experiment(*, method: str, state: dict[str, Any] | None = None, keep_checkpoint: bool = False,
@@ -57,7 +58,7 @@ def run_experiment(*, method: str, state: dict[str, Any] | None = None, keep_che
     continues from the run's checkpoint when one is there; it is deleted at the end unless `keep_checkpoint`."""
     run = _prepare(method=method, state=state if state is not None else {}, **kw)
     (result,) = get_method(method).train([run.ctx], run.cfg)
-    return _finish(run, result, keep_checkpoint)
+    return _finish(run, result, keep_checkpoint)  # a job of its own: job_seconds == wall_seconds
 
 
 def _prepare(
@@ -135,11 +136,15 @@ def _prepare(
         load_views=views if manifest else None,
     )
     log(f"{method}/{variant} on {dataset} with {backbone} ({pretrained}), shots={shots} seed={seed}")
-    return _Run(ctx, cfg, out, config, manifest, state, start)
+    return _Run(ctx, cfg, out, config, manifest, state, start, prepare_seconds=time.time() - start)
 
 
-def _finish(run: _Run, result, keep_checkpoint: bool) -> dict[str, Any]:
-    """Evaluate `result` on the test labels, write the artifacts and metrics.json (last) of `run`."""
+def _finish(run: _Run, result, keep_checkpoint: bool, write: bool = True) -> dict[str, Any]:
+    """Evaluate `result` on the test labels, write the artifacts and metrics.json (last) of `run`.
+
+    With `write=False` metrics.json is not written yet: the caller sets the timing fields and calls
+    `_write_record`. `wall_seconds` is the time since this run's `_prepare` began (the caller of a fused job
+    replaces it by the seed's share); `job_seconds` is filled in by `_write_record`."""
     from coop.evaluate import classification_metrics
 
     c, ctx, state, out = run.config, run.ctx, run.state, run.out
@@ -163,16 +168,25 @@ def _finish(run: _Run, result, keep_checkpoint: bool) -> dict[str, Any]:
         "protocol": protocol.as_dict(), "precision": getattr(cfg, "precision", "fp32"),
         "device": state["device"] or "cpu", "device_name": device_name(state["device"] or "cpu"),
         "versions": versions(), "git_commit": git_commit(), "config": c, "command": _command(),
-        "wall_seconds": round(time.time() - run.start, 3), "peak_memory": peak_memory_mb(),
+        "wall_seconds": round(time.time() - run.start, 3), "job_seconds": None, "peak_memory": peak_memory_mb(),
     }
     if hasattr(cfg, "precision") and "coop.train" in sys.modules:  # what amp meant on this device
         record["precision_effective"] = sys.modules["coop.train"].effective_precision(cfg.precision,
                                                                                       record["device"])
-    write_json(out / "metrics.json", record)  # written last: its presence means the run is complete
+    if write:
+        _write_record(run, record, keep_checkpoint, job_seconds=record["wall_seconds"])
+    return record
+
+
+def _write_record(run: _Run, record: dict[str, Any], keep_checkpoint: bool, job_seconds: float) -> dict[str, Any]:
+    """Write `record` as the metrics.json of `run` (last: its presence means the run is complete), with
+    `job_seconds`, the wall time of the whole job (process call) that produced it."""
+    record["job_seconds"] = job_seconds
+    write_json(run.out / "metrics.json", record)
     if not keep_checkpoint:
-        checkpoint_path(out).unlink(missing_ok=True)
-    ctx.log(f"accuracy {metrics['accuracy']:.2f}%  macro F1 {metrics['macro_f1']:.2f}%  "
-            f"({record['wall_seconds']:.1f} s)")
+        checkpoint_path(run.out).unlink(missing_ok=True)
+    run.ctx.log(f"accuracy {record['accuracy']:.2f}%  macro F1 {record['macro_f1']:.2f}%  "
+                f"({record['wall_seconds']:.1f} s)")
     return record
 
 
@@ -202,18 +216,39 @@ def run_seeds(seeds: list[int], out: str, fuse: bool = True, **kw: Any) -> list[
         raise MethodError(f"--out must contain {{seed}} when several seeds run together, got {out!r}")
     if len(set(seeds)) != len(seeds):
         raise MethodError(f"--seed lists a seed twice ({seeds}); give each seed once.")
+    # Timing: `job_seconds` is the wall time of this whole call, the same in every seed's metrics.json (hence
+    # they are written together at the end; the checkpoints, kept until then, make a rerun after a kill cheap).
+    # `wall_seconds` is the seed's own share, so that the seeds' shares add up to at most the job: one after
+    # another, the seed's preparation, training and finishing; fused, the seed's preparation (the first seed's
+    # includes loading what all seeds share: CLIP, the split, the test features) plus an equal share of the
+    # joint training (training time / number of seeds) plus its own finishing (evaluation, artifacts).
+    job_start = time.time()
     state: dict[str, Any] = {}
     outs = [out.replace("{seed}", str(s)) for s in seeds]
+    runs: list[_Run] = []
+    records: list[dict[str, Any]] = []
     if fuse:  # one training of every seed (the method's train gets them all)
         runs = [_prepare(seed=s, out=o, state=state, **kw) for s, o in zip(seeds, outs)]
+        train_start = time.time()
         results = get_method(kw["method"]).train([r.ctx for r in runs], runs[0].cfg)
+        train_share = (time.time() - train_start) / len(runs)
         if len(seeds) > 1:
             for res in results:
                 res.info["fused_seeds"] = list(seeds)
-        records = [_finish(r, res, keep_checkpoint=True) for r, res in zip(runs, results)]
+        for r, res in zip(runs, results):
+            finish_start = time.time()
+            record = _finish(r, res, keep_checkpoint=True, write=False)
+            record["wall_seconds"] = round(r.prepare_seconds + train_share + time.time() - finish_start, 3)
+            records.append(record)
     else:  # one seed after another, each a training of its own
-        records = [run_experiment(seed=s, out=o, state=state, keep_checkpoint=True, **kw)
-                   for s, o in zip(seeds, outs)]
+        for s, o in zip(seeds, outs):
+            r = _prepare(seed=s, out=o, state=state, **kw)
+            (res,) = get_method(kw["method"]).train([r.ctx], r.cfg)
+            runs.append(r)
+            records.append(_finish(r, res, keep_checkpoint=True, write=False))
+    job_seconds = round(time.time() - job_start, 3)
+    for r, record in zip(runs, records):
+        _write_record(r, record, keep_checkpoint=True, job_seconds=job_seconds)
     # Only now: a job killed after its first seeds reruns them from their final checkpoints, not from scratch.
     for o in outs:
         checkpoint_path(o).unlink(missing_ok=True)

@@ -2,24 +2,86 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
+
+_UMASK_LOCK = threading.Lock()
+
+
+class DiskFullError(OSError):
+    """A write failed because its file system is full (errno ENOSPC); the message names the file."""
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows.
+
+    Linux (>= 4.7) reports it in /proc/self/status, which has no race. Elsewhere it is read the only portable
+    way, `os.umask(0)` then restoring it, under a module lock so that two threads reading it here never see
+    each other's 0; a thread creating a file elsewhere in that instant could still get umask 0. It is read at
+    each write, not once at import, so a umask the program sets later (or a test) is honoured."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode a plain `open(path, "w")` gives a new file: 0666 less the umask (0644 under umask 022)."""
+    return 0o666 & ~current_umask()
+
+
+def _is_disk_full(e: BaseException) -> bool:
+    """ENOSPC, also when a library (safetensors, torch) re-raised it as its own error with the OS message."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    text = str(e)
+    return "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text
+
+
+def _disk_full(path: Path, e: BaseException) -> DiskFullError:
+    return DiskFullError(errno.ENOSPC, f"the disk is full: writing {path} failed ({e}); nothing was written "
+                         f"there (an earlier copy, if any, is unchanged). Free space on {path.parent} and rerun.")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    The temporary file is created 0600 (tempfile.mkstemp); before the rename it gets the mode a plain
+    `open(path, "w")` would give under the current umask (`default_file_mode`), so results, tables and figures
+    are readable by whoever the umask lets read them. A failed write (a full disk included, then reported as
+    DiskFullError naming `path`) leaves `path` as it was and no temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        if _is_disk_full(e):
+            raise _disk_full(path, e) from e
+        raise
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            os.chmod(tmp, default_file_mode())
+            os.replace(tmp, path)
+        except Exception as e:
+            if _is_disk_full(e) and not isinstance(e, DiskFullError):
+                raise _disk_full(path, e) from e
+            raise
     finally:
         tmp.unlink(missing_ok=True)
 

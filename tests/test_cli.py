@@ -82,3 +82,33 @@ def test_several_seeds_in_one_process(coop_bin, toy_root, tmp_path):
     single = json.loads((alone / "metrics.json").read_text())
     assert fused["loss_history"] == single["loss_history"] and fused["accuracy"] == single["accuracy"]
     assert json.loads((tmp_path / "fused" / "seed1" / "metrics.json").read_text())["seed"] == 1
+
+
+# `--threads N` wins over OMP_NUM_THREADS in the environment: torch imported after main reads the variables main
+# set; torch imported before main is told by main. The no-flag reading shows the environment's 2 took effect.
+_THREADS_AFTER = """
+import sys
+from coop.cli import main
+assert main(["--threads", "1", "list"]) == 0
+import torch
+print("threads", torch.get_num_threads())
+"""
+_THREADS_BEFORE = """
+import torch
+print("threads", torch.get_num_threads())
+from coop.cli import main
+assert main(["--threads", "1", "list"]) == 0
+print("threads", torch.get_num_threads())
+"""
+
+
+@pytest.mark.parametrize("script, expected", [(_THREADS_AFTER, ["1"]), (_THREADS_BEFORE, ["2", "1"])])
+def test_threads_flag_beats_the_environment(script, expected):
+    import os
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("threads ")]
+    assert got == expected, proc.stdout[-2000:]
