@@ -1,6 +1,6 @@
 """The training loop shared by every method that learns a few parameters on top of frozen CLIP.
 
-SGD with momentum, one constant warm-up epoch, then cosine annealing stepped once per epoch (PROTOCOL.md).
+SGD with momentum, one constant warm-up epoch, then cosine annealing stepped once per epoch (docs/PROTOCOL.md).
 Training saves a checkpoint every few epochs and continues from it when restarted (time limit, preemption,
 a crash); the continued run is identical to an uninterrupted one.
 """

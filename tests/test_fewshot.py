@@ -17,7 +17,7 @@ def _split(n_per_class=(10, 7, 5), n_val=6, shuffle_seed=0):
 
 
 def _reference(split, k, seed):
-    """PROTOCOL.md, transcribed: random.seed(S); per label in first-appearance order random.sample(items, K);
+    """docs/PROTOCOL.md, transcribed: random.seed(S); per label in first-appearance order random.sample(items, K);
     then val with min(K, 4) from the same stream."""
     random.seed(seed)
     out = []

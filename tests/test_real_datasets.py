@@ -122,7 +122,7 @@ def test_imagenet_fewshot_val_comes_from_unused_train_images(tmp_path):
         assert {it.path for it in val} <= {it.path for it in split.train}
         per_class = {c: sum(it.label == c for it in val) for c in range(3)}
         assert per_class == {c: min(k, 4, n - k) for c, n in enumerate((6, 7, 5))}
-        # PROTOCOL.md's stream: random.seed(S); train per label; then val from the rest, same stream
+        # docs/PROTOCOL.md's stream: random.seed(S); train per label; then val from the rest, same stream
         rng = random.Random(1)
         groups = {}
         for it in split.train:

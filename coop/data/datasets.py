@@ -42,7 +42,7 @@ def _real(name: str, folder: str, split_name: str, image_dir: str, template: str
     return DatasetSpec(name, folder, zhou_split_file(split_name), image_dir, template)
 
 
-# Folders and split files of the official protocol (PROTOCOL.md); templates from the paper's Table 6.
+# Folders and split files of the official protocol (docs/PROTOCOL.md); templates from the paper's Table 6.
 _REAL = [
     _real("caltech101", "caltech-101", "Caltech101", "101_ObjectCategories", "a photo of a {}."),
     _real("oxford_pets", "oxford_pets", "OxfordPets", "images", "a photo of a {}, a type of pet."),

@@ -28,7 +28,7 @@ def sample_fewshot(split: Split, shots: int, seed: int, strict: bool = True,
                    dataset: str = "<dataset>") -> tuple[list[Item], list[Item]]:
     """Return (train, val) subsets: `shots` per class from train, then min(shots, 4) from val.
 
-    Python's `random` seeded with `seed`; one stream for train then val (PROTOCOL.md). With `strict`, a
+    Python's `random` seeded with `seed`; one stream for train then val (docs/PROTOCOL.md). With `strict`, a
     class with fewer than `shots` training images is an error rather than silently fewer shots.
     A split without val images (ImageNet) gets its few-shot val set from the train images not chosen
     for training (same per-class count, same RNG stream); see `val_from_train`.

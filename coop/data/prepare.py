@@ -3,7 +3,7 @@
 `prepare(name, root)` fetches the publicly downloadable files of one dataset into `root/.downloads/`
 (resuming partial `*.part` files with HTTP Range requests), verifies their checksums, extracts the
 archives into a hidden temporary folder beside the target, moves the extracted files into the layout
-that `read_split` expects (PROTOCOL.md, "Data"), checks it with `read_split`, and only then renames the
+that `read_split` expects (docs/PROTOCOL.md, "Data"), checks it with `read_split`, and only then renames the
 folder into place: a failure leaves no half-made dataset folder behind. Archive members whose paths
 would land outside the extraction folder (absolute paths, `..`, links pointing outside, device files)
 are refused before anything of them is written.

@@ -1,4 +1,4 @@
-"""What a dataset is: its spec, its items and split, where its files are (PROTOCOL.md, "Data").
+"""What a dataset is: its spec, its items and split, where its files are (docs/PROTOCOL.md, "Data").
 
 `DatasetSpec` describes one dataset (built in, generated toy, or defined by a config entry); `Item` and
 `Split` are what `read_split` returns. This module is the single home of the split-file rules:

@@ -1,4 +1,4 @@
-"""What the paper's Table 5 baselines share (the methods: coop.methods.text_heads, coop.methods.finetune_image) (no official code exists; PROTOCOL.md "Baselines"):
+"""What the paper's Table 5 baselines share (the methods: coop.methods.text_heads, coop.methods.finetune_image) (no official code exists; docs/PROTOCOL.md "Baselines"):
 
 * `text_bias`: a learnable bias added to the zero-shot text features, initialised to zero.
 * `text_transform`: a learnable linear layer (D x D weight + bias) on the zero-shot text features, initialised
@@ -31,7 +31,7 @@ class TrainedConfig:
     """Fields shared by the three baselines (CoOp's optimiser and schedule: coop.train)."""
 
     precision: str = "fp32"        # fp32 | amp
-    epochs: int | None = None      # None = by shots (PROTOCOL.md) x epoch_scale; 0 = no training (the initialisation)
+    epochs: int | None = None      # None = by shots (docs/PROTOCOL.md) x epoch_scale; 0 = no training (the initialisation)
     epoch_scale: float = 1.0       # shorten the official schedule (e.g. for the toy world), as CoOpConfig
     batch_size: int = 32
     lr: float = 0.002

@@ -24,7 +24,7 @@ class CoOpConfig:
     class_token_position: str = "end"  # end | middle | front
     init: str | None = None            # None = random N(0, 0.02); else words, e.g. "a photo of a"
     precision: str = "fp32"            # fp32 | amp | fp16 (the official default)
-    epochs: int | None = None          # None = by shots (PROTOCOL.md) x epoch_scale
+    epochs: int | None = None          # None = by shots (docs/PROTOCOL.md) x epoch_scale
     epoch_scale: float = 1.0           # shorten the official schedule (e.g. for the toy world)
     batch_size: int = 32
     lr: float = 0.002

@@ -1,4 +1,4 @@
-"""`finetune_image`, a Table 5 baseline (PROTOCOL.md "Baselines"): the whole image encoder fine-tuned under the
+"""`finetune_image`, a Table 5 baseline (docs/PROTOCOL.md "Baselines"): the whole image encoder fine-tuned under the
 fixed zero-shot text classifier, with CoOp's optimiser, schedule and augmentation (images augmented on the fly:
 the tower changes, so no view cache). Seeds train one after another (each its own copy of the tower)."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The paper's Table 5 text heads over frozen CLIP (PROTOCOL.md "Baselines"): `text_bias`, a learnable bias added
+"""The paper's Table 5 text heads over frozen CLIP (docs/PROTOCOL.md "Baselines"): `text_bias`, a learnable bias added
 to the zero-shot text features, and `text_transform`, a learnable linear layer on them, initialised to the
 identity. Both read the subset's cached augmented views (coop.views, the same views as CoOp) and train with
 CoOp's optimiser and schedule; the seeds of a cell train together (coop.train.fit_seeds), the zero-shot text

@@ -1,4 +1,4 @@
-"""CoOp's train and test image transforms (PROTOCOL.md), from the model's open_clip preprocess config.
+"""CoOp's train and test image transforms (docs/PROTOCOL.md), from the model's open_clip preprocess config.
 
 The size, mean, std, interpolation and resize mode are the model's own, as open_clip resolves them
 (`model.visual.preprocess_cfg`: its defaults, OpenAI's mean/std and bicubic, under the pretrained tag's values
