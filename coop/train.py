@@ -81,8 +81,8 @@ def epochs_for_shots(shots: int, dataset: str = "") -> int:
 
 
 def resolve_epochs(epochs: int | None, epoch_scale: float, shots: int, dataset: str = "") -> int:
-    """An explicit `epochs`, else the official schedule by shots times `epoch_scale` (at least 1)."""
-    if epochs:
+    """An explicit `epochs` (0 included), else the official schedule by shots times `epoch_scale` (at least 1)."""
+    if epochs is not None:
         return epochs
     return max(1, round(epochs_for_shots(shots, dataset) * epoch_scale))
 

@@ -256,6 +256,26 @@ def test_unknown_method(coop_bin, toy_root, results):
     results.unchanged()
 
 
+@pytest.mark.parametrize("method, setting, phrase", [
+    ("coop", "lr=-1", "lr must be > 0, got -1.0"),
+    ("coop", "batch_size=0", "batch_size must be >= 1, got 0"),
+    ("coop", "epochs=0", "epochs must be >= 1 (or none for the official schedule by shots), got 0"),
+    ("coop", "num_workers=-2", "num_workers must be >= 0, got -2"),
+    ("text_bias", "lr=nan", "lr must be > 0, got nan"),
+    ("linear_probe", "C=0", "C must be > 0"),
+    ("linear_probe", "search_steps=-1", "search_steps must be >= 0, got -1"),
+])
+def test_bad_method_value_fails_before_anything_is_loaded(coop_bin, toy_root, results, method, setting, phrase):
+    """Values that used to reach torch (a traceback after CLIP loaded) or be ignored (epochs=0 trained the
+    default schedule): one line from the method's own validation, and nothing logged before it (no data, no
+    CLIP was loaded)."""
+    proc = _run(coop_bin, results, toy_root, "--dataset", "toy_shapes", "--method", method, "--shots", "1",
+                "--seed", "1", "--set", setting)
+    _user_error(proc, phrase)
+    assert proc.stdout == "", proc.stdout
+    results.unchanged()
+
+
 # ---------------------------------------------------------------------------------------------
 # the config, through snakemake
 

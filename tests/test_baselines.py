@@ -226,7 +226,9 @@ def test_finetune_learns(clip):
     (["precision=fp8"], "precision must be one of"),
     (["precision=fp16"], "precision must be one of"),
     (["epochs=-1"], "epochs must be >= 0"),
-    (["lr=-0.1"], "lr must be >= 0"),
+    (["lr=-0.1"], "lr must be > 0"),
+    (["lr=0"], "lr must be > 0"),
+    (["batch_size=0"], "batch_size must be >= 1"),
     (["epoch_scale=0"], "epoch_scale must be > 0"),
 ])
 def test_bad_parameters_are_rejected(cls, sets, message):

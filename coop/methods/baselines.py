@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from coop.defaults import CROP_MIN
 from coop.methods.base import RunContext
-from coop.methods.registry import Cost, MethodError
+from coop.methods.checks import check_training
+from coop.methods.registry import Cost
 
 # Pure fp16 (CoOp's official mode) is left out: these baselines have no official code to be faithful to, and
 # fine-tuning a whole encoder in pure fp16 without loss scaling is not a sound default.
@@ -39,18 +40,7 @@ class TrainedConfig:
     num_workers: int = 0
 
     def validate(self) -> None:
-        if self.precision not in BASELINE_PRECISIONS:
-            raise MethodError(f"precision must be one of {BASELINE_PRECISIONS}, got {self.precision!r}")
-        if self.epochs is not None and self.epochs < 0:
-            raise MethodError(f"epochs must be >= 0 (or none for the official schedule), got {self.epochs}")
-        if self.epoch_scale <= 0:
-            raise MethodError(f"epoch_scale must be > 0, got {self.epoch_scale}")
-        if self.batch_size < 1:
-            raise MethodError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.lr < 0:
-            raise MethodError(f"lr must be >= 0, got {self.lr}")
-        if not 0 < self.crop_min <= 1:
-            raise MethodError(f"crop_min must be in (0, 1], got {self.crop_min}")
+        check_training(self, BASELINE_PRECISIONS, min_epochs=0)
 
 
 def zeroshot_text(ctx: RunContext):
@@ -65,7 +55,7 @@ def zeroshot_text(ctx: RunContext):
 def train_config(ctx: RunContext, cfg: TrainedConfig):
     from coop.train import TrainConfig, resolve_epochs
 
-    epochs = 0 if cfg.epochs == 0 else resolve_epochs(cfg.epochs, cfg.epoch_scale, ctx.shots, ctx.spec.name)
+    epochs = resolve_epochs(cfg.epochs, cfg.epoch_scale, ctx.shots, ctx.spec.name)
     return TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, precision=cfg.precision,
                        num_workers=cfg.num_workers)
 

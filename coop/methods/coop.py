@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from coop.methods.base import MethodResult, RunContext
+from coop.methods.checks import check_training
 from coop.methods.registry import Cost, Method, MethodError, register
 from coop.defaults import CROP_MIN, PRECISIONS
 
@@ -36,12 +37,7 @@ class CoOpConfig:
     def validate(self) -> None:
         if self.class_token_position not in POSITIONS:
             raise MethodError(f"class_token_position must be one of {POSITIONS}, got {self.class_token_position!r}")
-        if self.precision not in PRECISIONS:
-            raise MethodError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.epoch_scale <= 0:
-            raise MethodError(f"epoch_scale must be > 0, got {self.epoch_scale}")
-        if not 0 < self.crop_min <= 1:
-            raise MethodError(f"crop_min must be in (0, 1], got {self.crop_min}")
+        check_training(self, PRECISIONS, min_epochs=1)
         if self.n_ctx < 1:
             raise MethodError(f"n_ctx must be >= 1, got {self.n_ctx}")
 

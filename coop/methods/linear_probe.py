@@ -9,7 +9,7 @@ import numpy as np
 from coop import protocol
 from coop.data.datasets import Item
 from coop.methods.base import MethodResult, RunContext
-from coop.methods.registry import Cost, Method, register
+from coop.methods.registry import Cost, Method, MethodError, register
 
 C_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 
@@ -19,6 +19,14 @@ class LinearProbeConfig:
     max_iter: int = 1000
     search_steps: int = 8       # bisection steps in log10(C) after the grid
     C: float | None = None      # fix C and skip the search
+
+    def validate(self) -> None:
+        if self.max_iter < 1:
+            raise MethodError(f"max_iter must be >= 1, got {self.max_iter}")
+        if self.search_steps < 0:
+            raise MethodError(f"search_steps must be >= 0, got {self.search_steps}")
+        if self.C is not None and not self.C > 0:
+            raise MethodError(f"C must be > 0 (or none to search it on the validation split), got {self.C}")
 
 
 def _fit(x: np.ndarray, y: np.ndarray, c: float, max_iter: int):
