@@ -308,3 +308,37 @@ def test_prepare_lays_out_a_config_dataset_at_an_absolute_folder(birds_root, tmp
     assert read_split(data, get_dataset("my_abs_birds")).classnames == ["house sparrow", "blue jay"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["birds"]  # no temporary folder left
     assert sorted(p.name for p in data.iterdir()) == [".downloads"]
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize("names, shown", [
+    (("zero_digit", "zero digit"), "labels 0 ('zero_digit') and 1 ('zero digit')"),  # equal once _ -> space
+    (("jay", "jay"), "labels 0 ('jay') and 1 ('jay')"),                              # the same name
+])
+def test_labels_with_the_same_prompt_name_are_an_error_unless_allowed(tmp_path, register, names, shown):
+    """Two labels that would get the same prompt are one class to the text encoder: a silent merge before."""
+    root = tmp_path / "data"
+    folder = root / "digits"
+    split = {part: [[f"{i}.png", i, n] for i, n in enumerate(names)] for part in ("train", "val", "test")}
+    for i in range(len(names)):
+        _png(folder / f"{i}.png")
+    (folder / "split.json").write_text(json.dumps(split))
+    entry = {"folder": "digits", "layout": "split_json", "split_file": "split.json", "template": "a {}."}
+    (spec,) = register({"my_digits": entry})
+    with pytest.raises(DatasetError) as e:
+        read_split(root, spec)
+    msg = str(e.value)
+    assert shown in msg and f"class name {names[1]!r}" in msg, msg
+    assert "duplicate_classnames: true in datasets.my_digits" in msg, msg
+    unregister_dataset("my_digits")
+    (spec,) = register({"my_digits": {**entry, "duplicate_classnames": True}})
+    assert read_split(root, spec).classnames == [n.replace("_", " ") for n in names]
+    with pytest.raises(DatasetError, match="duplicate_classnames is 'yes', not true or false"):
+        dataset_from_config("my_digits", {**entry, "duplicate_classnames": "yes"})
+
+
+def test_builtin_datasets_declare_their_duplicate_names():
+    """CLIP's ImageNet class names have 'missile' and 'sunglasses' twice: ImageNet and its variants allow it,
+    every other built-in dataset does not."""
+    allowed = sorted(s.name for s in DATASETS.values() if s.duplicate_classnames)
+    assert allowed == ["imagenet", "imagenet_a", "imagenet_r", "imagenet_sketch", "imagenetv2"]

@@ -10,6 +10,7 @@
         template: "a photo of a {}, a type of bird."
         classnames: classnames.txt    # optional: "<label> <class name>" lines renaming classes
         paper_name: cub               # optional: the paper dataset it stands for
+        duplicate_classnames: false   # optional: true lets two labels share a prompt name (else an error)
       my_leaves:
         folder: /data/leaves
         layout: image_folder          # <folder>/<image_dir>/{train,val,test}/<class>/<image>; val optional
@@ -41,7 +42,7 @@ from coop.data.specs import (
 
 CONFIG_LAYOUTS = ("split_json", "image_folder")
 CONFIG_KEYS = ("folder", "layout", "template", "split_file", "split_name", "image_dir", "classnames",
-               "paper_name")
+               "paper_name", "duplicate_classnames")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -80,6 +81,8 @@ _HELP = {
                  "to, or leave it out for the dataset folder itself.",
     "classnames": "Set 'classnames' to a text file inside the dataset folder, or leave it out.",
     "paper_name": "Set 'paper_name' to the paper dataset's name, or leave it out.",
+    "duplicate_classnames": "Set 'duplicate_classnames' to true (two labels may share a prompt name) or leave it "
+                            "out.",
 }
 
 
@@ -87,8 +90,8 @@ def dataset_from_config(name: str, entry: Mapping[str, Any]) -> DatasetSpec:
     """The `DatasetSpec` of config entry `datasets.<name>` (a plain dict, as read from YAML).
 
     Keys (CONFIG_KEYS): folder, layout and template are required; split_file or split_name (exactly one)
-    for layout split_json; image_dir, classnames and paper_name are optional. Raises DatasetError naming
-    the entry, the problem and the fix. Nothing on disk is read (see check_dataset_on_disk).
+    for layout split_json; image_dir, classnames, paper_name and duplicate_classnames are optional. Raises
+    DatasetError naming the entry, the problem and the fix. Nothing on disk is read (see check_dataset_on_disk).
     """
     from coop.data.datasets import BUILTIN_DATASETS
 
@@ -143,8 +146,11 @@ def dataset_from_config(name: str, entry: Mapping[str, Any]) -> DatasetSpec:
                              "image_folder takes its split from the train/val/test folders)", "Remove them.")
         # the train folder stands for the split: it exists exactly when the dataset does
         split_file = str(PurePosixPath(image_dir.replace("\\", "/")) / "train") if image_dir else "train"
+    duplicates = entry.get("duplicate_classnames", False)
+    if not isinstance(duplicates, bool):
+        raise _bad(name, f"duplicate_classnames is {duplicates!r}, not true or false", _HELP["duplicate_classnames"])
     return DatasetSpec(name, folder, split_file, image_dir, template, reader=layout, classnames_file=classnames,
-                       paper_name=paper_name, configured=True)
+                       paper_name=paper_name, configured=True, duplicate_classnames=duplicates)
 
 
 def check_dataset_on_disk(root: str | Path, spec: DatasetSpec) -> None:

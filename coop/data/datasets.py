@@ -58,18 +58,19 @@ _REAL = [
 
 _PHOTO = "a photo of a {}."
 _REAL += [
-    DatasetSpec("imagenet", "imagenet", "classnames.txt", "images", _PHOTO, reader="imagenet"),
+    DatasetSpec("imagenet", "imagenet", "classnames.txt", "images", _PHOTO, reader="imagenet",
+                duplicate_classnames=True),
     DatasetSpec("fgvc_aircraft", "fgvc_aircraft", "variants.txt", "images",
                 "a photo of a {}, a type of aircraft.", reader="fgvc"),
     # Evaluation-only renderings of ImageNet's classes (paper Table 6: "a photo of a {}.").
     DatasetSpec("imagenetv2", "imagenetv2", "classnames.txt", "imagenetv2-matched-frequency-format-val",
-                _PHOTO, reader="imagenet_variant", source="imagenet"),
+                _PHOTO, reader="imagenet_variant", source="imagenet", duplicate_classnames=True),
     DatasetSpec("imagenet_sketch", "imagenet-sketch", "classnames.txt", "images", _PHOTO,
-                reader="imagenet_variant", source="imagenet"),
+                reader="imagenet_variant", source="imagenet", duplicate_classnames=True),
     DatasetSpec("imagenet_a", "imagenet-adversarial", "classnames.txt", "imagenet-a", _PHOTO,
-                reader="imagenet_variant", source="imagenet"),
+                reader="imagenet_variant", source="imagenet", duplicate_classnames=True),
     DatasetSpec("imagenet_r", "imagenet-rendition", "classnames.txt", "imagenet-r", _PHOTO,
-                reader="imagenet_variant", source="imagenet"),
+                reader="imagenet_variant", source="imagenet", duplicate_classnames=True),
 ]
 
 

@@ -32,15 +32,34 @@ def read_split(root: str | Path, spec: DatasetSpec) -> Split:
             f"Dataset folder for {spec.name!r} not found: {folder}. Expected {expected_layout(spec)}. "
             f"{_fix_hint(root, spec)}"
         )
-    if spec.reader == "imagenet":
-        return _read_imagenet(root, spec, folder)
-    if spec.reader == "fgvc":
-        return _read_fgvc(root, spec, folder)
-    if spec.reader == "imagenet_variant":
-        return _read_imagenet_variant(root, spec, folder)
-    if spec.reader == "image_folder":
-        return _read_image_folder(root, spec, folder)
-    return _read_split_json(root, spec, folder)
+    readers = {"imagenet": _read_imagenet, "fgvc": _read_fgvc, "imagenet_variant": _read_imagenet_variant,
+               "image_folder": _read_image_folder}
+    split = readers.get(spec.reader, _read_split_json)(root, spec, folder)
+    if not spec.duplicate_classnames:
+        check_unique_classnames(split, spec)
+    return split
+
+
+def check_unique_classnames(split: Split, spec: DatasetSpec) -> None:
+    """Two labels whose prompt names are equal (the same name, or names equal once underscores become spaces,
+    e.g. 'zero_digit' and 'zero digit') would be one class to CLIP's text encoder: a DatasetError naming them."""
+    raw = {it.label: it.classname for it in split.train}
+    labels: dict[str, list[int]] = {}
+    for label, name in enumerate(split.classnames):
+        labels.setdefault(name, []).append(label)
+    same = {name: ls for name, ls in labels.items() if len(ls) > 1}
+    if not same:
+        return
+    name, ls = next(iter(same.items()))
+    shown = " and ".join(f"{label} ({raw.get(label, name)!r})" for label in ls)
+    fix = (f"set duplicate_classnames: true in datasets.{spec.name} of the config" if spec.configured
+           else "pass a spec with duplicate_classnames=True")
+    raise DatasetError(
+        f"Dataset {spec.name!r}: labels {shown} have the same class name {name!r} in prompts (underscores become "
+        f"spaces){f', and {len(same) - 1} more such names' if len(same) > 1 else ''}, so the text encoder could "
+        f"not tell them apart. Rename one of them in the split (or class-name file), or, if the dataset truly "
+        f"has such classes, {fix}."
+    )
 
 
 def _entry(spec: DatasetSpec) -> str:

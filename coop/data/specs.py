@@ -48,6 +48,8 @@ class DatasetSpec:
     paper_name: str | None = None       # the paper dataset this one stands for (config datasets only)
     configured: bool = False            # defined by a `datasets:` config entry (coop.data.dataset_config):
                                         # neither generated nor downloaded by coop
+    duplicate_classnames: bool = False  # allow two labels with the same prompt name (CLIP's ImageNet names
+                                        # have "missile" and "sunglasses" twice); else an error
 
     def __post_init__(self) -> None:
         if self.reader not in READERS:
