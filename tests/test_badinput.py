@@ -293,6 +293,40 @@ def test_config_value_of_the_wrong_type(tmp_path):
     results.unchanged()
 
 
+def test_shots_above_the_toy_class_size_stop_the_dry_run(tmp_path):
+    """The dry run used to accept it and the job failed after its inputs were built: now the parse stops,
+    naming the experiment key, the class size and both fixes, before any job (nothing is generated)."""
+    from workflow_util import TINY, snakemake
+
+    work = tmp_path / "work"
+    work.mkdir()
+    fewshot = {**TINY["experiments"]["fewshot"], "shots": [1, 8]}  # toy_world.n_train is 4
+    proc = snakemake(work, "-n", config={**TINY, "experiments": {"fewshot": fewshot}}, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert ("experiments.fewshot.shots: 8 shots asked, but the toy dataset 'toy_shapes' has 4 training images "
+            "per class (toy_world.n_train)") in out, out[-2000:]
+    assert "Lower the shots to at most 4, or raise toy_world.n_train to at least 8" in out
+    assert not (work / "data").exists()
+
+
+def test_smallest_class_of_a_split_file_on_disk(tmp_path):
+    """A split_json dataset on disk: counted from its split file's train entries (an independent count)."""
+    from coop.data.datasets import DatasetSpec
+    from coop.data.shots_check import check_shots, smallest_class
+
+    spec = DatasetSpec("my_set", "my_set", "split.json", "", "a {}.")
+    folder = tmp_path / "my_set"
+    folder.mkdir()
+    train = [[f"a{i}.png", 0, "ant"] for i in range(5)] + [[f"b{i}.png", 1, "bee"] for i in range(3)]
+    (folder / "split.json").write_text(json.dumps({"train": train, "val": [], "test": []}))
+    assert smallest_class(tmp_path, spec, {}) == ("bee", 3)
+    check_shots(tmp_path, spec, 3, {}, "experiments.x.shots")  # fits
+    with pytest.raises(DatasetError, match="4 shots asked, but class 'bee' of 'my_set' has 3 training images"):
+        check_shots(tmp_path, spec, 4, {}, "experiments.x.shots")
+    assert smallest_class(tmp_path / "elsewhere", spec, {}) is None  # not on disk yet: left to the job
+
+
 # ---------------------------------------------------------------------------------------------
 # untrusted files: caches, learned prompts and checkpoints are never unpickled
 

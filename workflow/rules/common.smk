@@ -11,6 +11,7 @@ import coop
 from coop import store
 from coop.config import build_config
 from coop.data.datasets import check_dataset_on_disk, get_dataset, register_datasets, split_path, zhou_split_file
+from coop.data.shots_check import check_shots
 from coop.methods.registry import MethodError, get_method, load_plugins
 from coop.models.names import parse_model, parse_pretrained, read_model_config
 from coop.report.artefacts import artefacts_for
@@ -77,6 +78,13 @@ def _check_config():
     for name in DATASETS:  # no job makes them: they must be there before any job starts
         if name in used:
             check_dataset_on_disk(DATA_ROOT, get_dataset(name))
+    if workflow.is_main_process:  # not again in every cluster job
+        for name, exp in EXPERIMENTS.items():
+            runs = exp["runs"].values()
+            methods = [get_method(run.partition("/")[0]) for run in runs]
+            if any(m.few_shot for m in methods):
+                for ds in exp["datasets"]:
+                    check_shots(DATA_ROOT, get_dataset(ds), max(exp["shots"]), TOY, f"experiments.{name}.shots")
 
 
 _check_config()
