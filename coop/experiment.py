@@ -121,7 +121,7 @@ def _prepare(
     test = state["test"]
     pool = (manifest_items(manifest, "train") + manifest_items(manifest, "val")) if manifest else []
     out = Path(out)
-    remove_stale_temps(out)  # a killed earlier attempt's half-written files; this run owns its folder
+    remove_stale_temps(out, owned=True)  # a killed earlier attempt's half-written files; this run owns its folder
     config = {
         "dataset": dataset, "backbone": backbone, "model": model, "pretrained": pretrained, "init_seed": init_seed,
         "method": method, "variant": variant, "shots": shots, "seed": seed, "params": dataclasses.asdict(cfg),

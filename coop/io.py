@@ -5,8 +5,12 @@ import contextlib
 import errno
 import json
 import os
+import re
+import shutil
+import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -66,7 +70,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     except OSError as e:
         if _is_disk_full(e):
             raise _disk_full(path, e) from e
@@ -86,13 +90,62 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files that `atomic_path` left in `folder` when its process was killed (SIGKILL skips
-    the clean-up). Call it only on a folder that no other process is writing, e.g. a run's own folder."""
+# Temporary files and folders are named .<name>.<host>-<pid>.<random>.tmp, so a later run can tell whether the
+# process that wrote one is gone (a SIGKILL skips every clean-up). One written on another host (a cluster node)
+# is taken as stale only after STALE_SECONDS without change.
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^.]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+STALE_SECONDS = 24 * 3600
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "_").replace("-", "_") or "host"
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of a temporary file or folder for `name` written by this process (see _TEMP)."""
+    return f".{name}.{_host()}-{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def is_stale_temp(path: Path, now: float | None = None) -> bool:
+    """True for a temporary file/folder of ours whose writer is gone: its process on this host no longer
+    exists, or (another host, or an unnamed writer) it has not changed for STALE_SECONDS."""
+    if not (path.name.startswith(".") and path.name.endswith(".tmp")):
+        return False
+    found = _TEMP.match(path.name)
+    if found and found["host"] == _host():
+        return not _alive(int(found["pid"]))
+    try:
+        age = (time.time() if now is None else now) - path.lstat().st_mtime
+    except OSError:
+        return False
+    return age > STALE_SECONDS
+
+
+def remove_stale_temps(folder: str | os.PathLike, owned: bool = False, recursive: bool = False) -> list[Path]:
+    """Delete the temporary files (and toy-dataset folders) that `atomic_path` and its kind left in `folder` when
+    their process was killed. `owned`: the caller owns the folder (a run's own folder), so every temporary file
+    there is stale; else only those whose writer is gone (`is_stale_temp`), so a job writing beside is safe.
+    `recursive`: every folder below too. Returns what was removed."""
     folder = Path(folder)
-    stale = [p for p in folder.glob(".*.tmp") if p.is_file()] if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    found = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
+    stale = [p for p in found if (owned and p.is_file()) or is_stale_temp(p)]
     for p in stale:
-        p.unlink(missing_ok=True)
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return stale
 
 

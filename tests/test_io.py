@@ -163,3 +163,54 @@ def test_full_disk_creating_the_temp_file(tmp_path, monkeypatch):
         io.write_json(target, {})
     _check_disk_full(err, target)
     assert not target.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# temporary files that a killed writer left
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temps_are_those_whose_writer_is_gone(tmp_path):
+    """Named .<name>.<host>-<pid>.<random>.tmp: on this host, stale exactly when the pid no longer exists;
+    from another host (or unnamed), stale only after STALE_SECONDS without change."""
+    host = io._host()
+    dead = tmp_path / f".fig3.pdf.{host}-{_dead_pid()}.abc123.tmp"
+    alive = tmp_path / f".fig3.pdf.{host}-{os.getpid()}.def456.tmp"
+    remote_new = tmp_path / ".fig3.pdf.node17-12345.ghi789.tmp"
+    remote_old = tmp_path / ".fig4.pdf.node17-12345.jkl012.tmp"
+    unnamed_old = tmp_path / ".table.csv.x1y2z3.tmp"   # the format before writers were named
+    result = tmp_path / "fig3.pdf"
+    hidden = tmp_path / ".snakemake_timestamp"
+    toy_folder = tmp_path / f".toy_shapes.{host}-{_dead_pid()}.q1w2e3.tmp"  # a toy dataset being generated
+    for p in (dead, alive, remote_new, remote_old, unnamed_old, result, hidden):
+        p.write_text("x")
+    (toy_folder / "images").mkdir(parents=True)
+    two_days = 2 * 24 * 3600
+    for p in (remote_old, unnamed_old):
+        os.utime(p, (p.stat().st_atime - two_days, p.stat().st_mtime - two_days))
+    removed = io.remove_stale_temps(tmp_path)
+    assert sorted(p.name for p in removed) == sorted(p.name for p in (dead, remote_old, unnamed_old, toy_folder))
+    assert all(p.exists() for p in (alive, remote_new, result, hidden))
+    assert not toy_folder.exists()
+
+
+def test_atomic_path_names_its_writer(tmp_path):
+    with io.atomic_path(tmp_path / "a.json") as tmp:
+        assert tmp.name.startswith(f".a.json.{io._host()}-{os.getpid()}.") and tmp.name.endswith(".tmp")
+        assert not io.is_stale_temp(tmp)  # this process is writing it
+
+
+def test_owned_folder_and_recursive_sweep(tmp_path):
+    deep = tmp_path / "runs" / "a"
+    deep.mkdir(parents=True)
+    mine = deep / f".metrics.json.{io._host()}-{os.getpid()}.r4t5y6.tmp"
+    mine.write_text("x")
+    assert io.remove_stale_temps(tmp_path, recursive=True) == []  # its writer (this process) is alive
+    assert io.remove_stale_temps(deep, owned=True) == [mine]       # a run's own folder: every temp is stale

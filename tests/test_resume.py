@@ -163,3 +163,27 @@ def _cell_log(work: Path, checkpoint: Path) -> Path:
     """The job log of the few-shot cell that a run's checkpoint belongs to."""
     rel = checkpoint.parent.parent.relative_to(work / "results/runs")  # {dataset}/{backbone}/coop/{variant}/shotsK
     return work / "results/logs/runs" / rel.parent / f"{rel.name}.log"
+
+
+def test_temp_files_of_killed_writers_are_removed_on_the_next_run(tmp_path):
+    """A driver killed while a figure was written left figures/.fig3_fewshot.pdf.<host>-<pid>.<x>.tmp for good;
+    the next run (any target) removes it, and the temporary file of a writer still alive stays."""
+    from coop import io
+
+    work = tmp_path / "work"
+    (work / "figures").mkdir(parents=True)
+    (work / "results" / "tables").mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = work / "figures" / f".fig3_fewshot.pdf.{io._host()}-{dead.pid}.a1b2c3.tmp"
+    stale_table = work / "results" / "tables" / f".table1.csv.{io._host()}-{dead.pid}.d4e5f6.tmp"
+    writing = work / "figures" / f".fig4.pdf.{io._host()}-{os.getpid()}.g7h8i9.tmp"
+    for p in (stale, stale_table, writing):
+        p.write_text("half a file")
+    split = "data/toy_shapes/split_zhou_ToyShapes.json"
+    proc = snakemake(work, "--cores", "1", split, config=TINY, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (work / split).is_file()
+    assert not stale.exists() and not stale_table.exists()
+    assert writing.exists()
+    assert f"removed {stale.relative_to(work)}" in proc.stdout + proc.stderr

@@ -12,6 +12,7 @@ from coop import store
 from coop.config import build_config
 from coop.data.datasets import check_dataset_on_disk, get_dataset, register_datasets, split_path, zhou_split_file
 from coop.data.shots_check import check_shots
+from coop.io import remove_stale_temps
 from coop.methods.registry import MethodError, get_method, load_plugins
 from coop.models.names import parse_model, parse_pretrained, read_model_config
 from coop.report.artefacts import artefacts_for
@@ -384,3 +385,12 @@ RUN_RESOURCES = gpu_resources(run_minutes, run_mem_mb)
 # "short_runs" for jobs of at most coop.methods.registry.SHORT_JOB_MINUTES per seed: the linear probe, 1 shot).
 def run_group(wildcards):
     return get_method(wildcards.method).cost.job_group(shots_of(wildcards))
+
+
+# Before jobs start (not on a dry run): temporary files that killed writers left (a figure half-written when the
+# driver was killed), in results/ and figures/ at any depth and beside the datasets; those of a process still
+# writing, here or on another host within coop.io.STALE_SECONDS, are kept.
+onstart:
+    for _folder, _deep in ((R, True), (store.FIGURES, True), (DATA_ROOT, False)):
+        for _path in remove_stale_temps(_folder, recursive=_deep):
+            print(f"removed {_path}: a temporary file left by a killed job")

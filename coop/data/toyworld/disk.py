@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from coop.data.errors import ToyDatasetExistsError
+from coop.io import temp_prefix
 from coop.data.toyworld.captions import make_caption
 from coop.data.toyworld.registry import SPLITS, TOY_DATASETS, ToySpec
 from coop.data.toyworld.sampling import item_seed, sample_image
@@ -104,7 +105,7 @@ def generate(name: str, root: str | Path, n_train: int = 24, n_val: int = 8, n_t
             f"it may hold data that is not ours. Move it away (or delete it if nothing in it is needed) and rerun."
         )
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(name), suffix=".tmp", dir=root))
     try:
         os.chmod(tmp, 0o755)
         counts = {"train": n_train, "val": n_val, "test": n_test}
