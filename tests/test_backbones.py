@@ -248,3 +248,18 @@ def test_cli_run_without_pretrained_gets_the_backbones_default(coop_bin, toy_roo
 
     feats = tmp_path / "cache" / "features" / "toy_shapes" / "toy-rn" / "test.safetensors"
     assert load_features(feats, pretrained="toyworld").meta["pretrained"] == "toyworld"
+
+
+def test_no_random_init_warning_when_weights_are_loaded(caplog):
+    """open_clip warns "Model initialized randomly" for every model built without a tag, also when the toy
+    world's weights are written over it at once: that line is dropped (the run records its weights); a
+    warning of another kind still gets through."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        clip = load_clip("toy-rn", "toyworld")
+        logging.warning("another warning")
+    assert clip.pretrained == "toyworld"
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("initialized randomly" in m for m in messages), messages
+    assert "another warning" in messages

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, fields
@@ -90,9 +91,31 @@ def open_clip_name(model: str | ModelRef) -> tuple[str, dict]:
 
 def create_model(model: str | ModelRef, pretrained: str | None = None, **kw) -> nn.Module:
     """open_clip.create_model for any model name of coop.models.names, the preprocess values of a config file
-    applied (open_clip reads them itself only from local-dir/hf-hub folders)."""
+    applied (open_clip reads them itself only from local-dir/hf-hub folders). Without `pretrained`, open_clip's
+    "No pretrained weights loaded ... Model initialized randomly" warning is dropped: the caller then draws
+    seeded weights or writes its own over them (the toy world's), and the run records which."""
     name, pp = open_clip_name(model)
-    return open_clip.create_model(name, pretrained=pretrained, force_preprocess_cfg=pp or None, **kw)
+    if pretrained is not None or kw.get("require_pretrained"):
+        return open_clip.create_model(name, pretrained=pretrained, force_preprocess_cfg=pp or None, **kw)
+    with _without_random_init_warning():
+        return open_clip.create_model(name, pretrained=None, force_preprocess_cfg=pp or None, **kw)
+
+
+class _DropRandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Model initialized randomly" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_random_init_warning():
+    """open_clip warns through the root logger (logging.warning): filter that one message while it runs."""
+    drop = _DropRandomInitWarning()
+    root = logging.getLogger()  # a record logged on the root logger passes the root's own filters
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
 
 
 def get_tokenizer(model: str | ModelRef, cache_dir: str | None = None):
