@@ -185,6 +185,35 @@ def test_hf_hub_offline_fails_fast_with_the_cache_and_the_alternatives(tmp_path,
     assert "HF_HUB_OFFLINE" in msg and str(tmp_path / "hub") in msg and "local-dir:" in msg and "--pretrained" in msg
 
 
+@pytest.mark.badinput
+@pytest.mark.parametrize("model, tag", [("RN50-quickgelu", "openai"), ("ViT-B-16", "openai")])
+def test_pretrained_tag_offline_fails_fast_with_the_cache_and_the_alternatives(tmp_path, monkeypatch, model, tag):
+    """`pretrained: openai` without network used to fail after ~54 s of download retries and ~110 lines of
+    tracebacks: now one error, naming the cache folder and the local-checkpoint alternative."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BackboneError) as e:
+        load_clip(model, tag, cache_dir=str(tmp_path / "cache"))
+    msg = str(e.value)
+    assert f"Pretrained weights {tag!r} of {model!r} are not in the cache ({tmp_path / 'cache'})" in msg, msg
+    assert "HF_HUB_OFFLINE is set" in msg and "--pretrained /path/to/weights.pt" in msg, msg
+
+
+def test_pretrained_tag_from_the_cache_is_not_probed(tmp_path, monkeypatch):
+    """Weights already in open_clip's Hub cache load offline without a probe (here: the cache entry exists,
+    so the error is about its content, not about the network)."""
+    import open_clip
+
+    repo, _ = open_clip.get_pretrained_cfg("RN50-quickgelu", "openai")["hf_hub"].rstrip("/"), None
+    snapshot = tmp_path / "cache" / f"models--{repo.replace('/', '--')}" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_model.safetensors").write_bytes(b"not weights")
+    _write(tmp_path / "cache" / f"models--{repo.replace('/', '--')}" / "refs" / "main", "0" * 40)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(Exception) as e:
+        load_clip("RN50-quickgelu", "openai", cache_dir=str(tmp_path / "cache"))
+    assert "are not in the cache" not in str(e.value)
+
+
 def test_hf_hub_model_loads_offline_from_the_cache(tmp_path, monkeypatch):
     """The Hub cache's layout (models--org--repo/snapshots/REV + refs/main), filled by hand from a local-dir."""
     folder = _local_dir(tmp_path)

@@ -22,6 +22,7 @@ from coop.models.names import (  # noqa: F401 - re-exported: the names that used
     CONFIG_DIR, RANDOM, SHIPPED_DIR, TOYWORLD, BackboneError, ModelRef, Weights, parse_model, parse_pretrained,
     read_model_config, shipped_weights,
 )
+from coop.models.online import hf_hub_message, hub_access, tag_access
 from coop.models.transforms import Preprocess
 
 open_clip.add_model_config(CONFIG_DIR)  # the toy world's tiny CLIPs, e.g. "toy-rn", "toy-vit"
@@ -122,50 +123,6 @@ def get_tokenizer(model: str | ModelRef, cache_dir: str | None = None):
     return open_clip.get_tokenizer(open_clip_name(model)[0], cache_dir=cache_dir)
 
 
-@contextlib.contextmanager
-def _hub_access(ref: ModelRef, cache_dir: str | None):
-    """Around loading a hub model: read it from the local cache alone when HF_HUB_OFFLINE is set or the Hub
-    cannot be reached (a 3 s probe, instead of the client's retries of about half a minute); offline, a model
-    that is not in the cache fails at once with the fix."""
-    if ref.kind != "hf-hub":
-        yield
-        return
-    import socket
-    from urllib.parse import urlparse
-
-    import huggingface_hub
-    from huggingface_hub import constants
-
-    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
-    why = "HF_HUB_OFFLINE is set and it is not in the cache"
-    if not offline:
-        host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-        try:
-            socket.create_connection((host, 443), timeout=3).close()
-        except OSError as e:
-            offline, why = True, f"{host} cannot be reached ({e}) and it is not in the cache"
-    cached = huggingface_hub.try_to_load_from_cache(ref.value, "open_clip_config.json", cache_dir=cache_dir)
-    if offline and not isinstance(cached, str):
-        raise BackboneError(_hf_hub_message(ref, cache_dir, why))
-    if not offline:
-        yield
-        return
-    from unittest import mock
-
-    with mock.patch.object(constants, "HF_HUB_OFFLINE", True):
-        yield
-
-
-def _hf_hub_message(ref: ModelRef, cache_dir: str | None, why: str) -> str:
-    from huggingface_hub import constants
-
-    return (f"Backbone {ref.canonical!r} cannot be loaded: {why}. The Hub's files are cached in "
-            f"{cache_dir or constants.HF_HUB_CACHE} (HF_HUB_CACHE); download them there on a machine with "
-            f"internet (e.g. `huggingface-cli download {ref.value}`), or put open_clip_config.json and the weights "
-            "in a folder and use local-dir:/that/folder, or use a built-in name (or a model-config JSON) with "
-            "--pretrained /path/to/checkpoint.")
-
-
 def load_clip(
     name: str | ModelRef, pretrained: str | None = None, device: str | torch.device = "cpu",
     init_seed: int = 0, cache_dir: str | None = None,
@@ -178,7 +135,7 @@ def load_clip(
     ref = parse_model(name)
     weights = parse_pretrained(pretrained, ref)
     open_clip_name(ref)  # a bad config file is reported here, before any weights are read
-    with _hub_access(ref, cache_dir):
+    with hub_access(ref, cache_dir), tag_access(ref, weights, cache_dir):
         model = _build(ref, weights, device, init_seed, cache_dir)
         tokenizer = get_tokenizer(ref, cache_dir)
     model.eval()
@@ -236,7 +193,7 @@ def _load_bundled(ref: ModelRef, weights: Weights, device, cache_dir: str | None
         raise
     except Exception as e:  # noqa: BLE001 - a hub error, a damaged file, or weights of another architecture
         if ref.kind == "hf-hub":
-            raise BackboneError(_hf_hub_message(ref, cache_dir, f"{type(e).__name__}: {str(e)[:300]}")) from None
+            raise BackboneError(hf_hub_message(ref, cache_dir, f"{type(e).__name__}: {str(e)[:300]}")) from None
         raise BackboneError(
             f"Weights {weights.file} cannot be loaded as {ref.canonical!r} ({torch_load_reason(e)}). They must be "
             "a state dict of the model that open_clip_config.json describes (.safetensors, or plain tensors saved "
