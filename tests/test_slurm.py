@@ -4,7 +4,8 @@ A single-node SLURM 22.05 with two fake GPUs is started by the project's slurm/c
 packages) and stopped by slurm/cluster-down.sh at the end of the module. The run is compared with the local
 reference run (`tiny_run`, conftest.py): same tables, and every job that is not a local rule went through
 sbatch. And a job killed for exceeding its memory (the cluster enforces --mem) is resubmitted with more
-(coop/retry.py); that test uses a cluster already running if there is one, and leaves it running. Runs only on request, COOP_TEST_SLURM=1 in the environment (.ci/run sets it): it installs packages
+(coop/retry.py); that test uses a cluster already running if there is one, and leaves it running.
+Runs only on request, COOP_TEST_SLURM=1 in the environment (.ci/run sets it): it installs packages
 and starts daemons as root. Skipped without it, and where a cluster cannot be started (not root, no apt-get,
 packages not installable).
 """
