@@ -3,7 +3,9 @@
 A single-node SLURM 22.05 with two fake GPUs is started by the project's slurm/cluster-up.sh (root, Debian
 packages) and stopped by slurm/cluster-down.sh at the end of the module. The run is compared with the local
 reference run (`tiny_run`, conftest.py): same tables, and every job that is not a local rule went through
-sbatch. Runs only on request, COOP_TEST_SLURM=1 in the environment (.ci/run sets it): it installs packages
+sbatch. And a job killed for exceeding its memory (the cluster enforces --mem) is resubmitted with more
+(coop/retry.py); that test uses a cluster already running if there is one, and leaves it running.
+Runs only on request, COOP_TEST_SLURM=1 in the environment (.ci/run sets it): it installs packages
 and starts daemons as root. Skipped without it, and where a cluster cannot be started (not root, no apt-get,
 packages not installable).
 """
@@ -165,3 +167,83 @@ def test_jobs_see_a_gpu_but_run_on_the_cpu(slurm_run):
     assert visible != "None" and cuda == "False" and device == "cpu"
     for m in (work / "results/runs").rglob("metrics.json"):
         assert json.loads(m.read_text())["device"] == "cpu"
+
+
+# --- A job killed for exceeding its memory is retried with more (coop/retry.py), under the real SLURM ---------
+
+OOM_TARGET = "results/features/toy_shapes/toy-rn/test.safetensors"
+# cluster.mem_scale: the feature job's first attempt asks its modelled memory x this (a few tens of MB), far less
+# than the Snakemake + torch process inside the job takes (hundreds of MB), so SLURM kills it surely.
+OOM_MEM_SCALE = 0.005
+# what slurmstepd writes in the job's log when it kills the job for memory, by the state sacct then shows
+KILL_LOG_LINE = {"OUT_OF_MEMORY": "oom-kill event(s) in StepId=", "FAILED": "exceeded memory limit"}
+
+
+def _cluster_config() -> dict[str, str]:
+    """The running cluster's `scontrol show config` as a dict; empty if no cluster answers."""
+    if not shutil.which("scontrol"):
+        return {}
+    proc = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60)
+    return dict(re.findall(r"^(\w+)\s+= (.*)$", proc.stdout, flags=re.M)) if proc.returncode == 0 else {}
+
+
+@pytest.fixture(scope="module")
+def memory_enforcing_cluster(request):
+    """A cluster that kills a job over its --mem: the one running now if there is one (left running: not
+    ours), else one started (and stopped) by the slurm_cluster fixture. The job state that a kill for memory
+    leaves in sacct depends on how the cluster enforces memory (slurm/cluster-up.sh, MEM_ENFORCE)."""
+    conf = _cluster_config()
+    if not conf:
+        request.getfixturevalue("slurm_cluster")
+        conf = _cluster_config()
+    if "cgroup" in conf.get("TaskPlugin", ""):
+        return "OUT_OF_MEMORY"  # the kernel's cgroup OOM killer; slurmstepd counts its kills
+    if "OverMemoryKill" in conf.get("JobAcctGatherParams", ""):
+        return "FAILED"  # slurmstepd's own poll kills the step: SLURM 22.05 records the job FAILED
+    pytest.fail("the running SLURM cluster does not enforce memory (TaskPlugin="
+                f"{conf.get('TaskPlugin')}, JobAcctGatherParams={conf.get('JobAcctGatherParams')}): restart "
+                "it with this repository's slurm/cluster-up.sh")
+
+
+def test_a_job_killed_for_memory_is_retried_with_more(memory_enforcing_cluster, tmp_path):
+    oom_state = memory_enforcing_cluster
+    cfg = {**TINY, "cluster": {"mem_scale": OOM_MEM_SCALE}}
+    work = tmp_path / "oom"
+    work.mkdir()
+    proc = snakemake(work, "--profile", "slurm", "--slurm-init-seconds-before-status-checks", "2",
+                     "--slurm-keep-successful-logs", OOM_TARGET, config=cfg, cwd=ROOT, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    run_id = re.search(r"SLURM run ID: (\S+)", out).group(1)
+    fields = ["JobID", "JobName", "State", "ReqMem"]
+    sacct = subprocess.run(["sacct", "-X", "-n", "-P", "--name", run_id, "-o", ",".join(fields)],
+                           capture_output=True, text=True, check=True)
+    jobs = sorted((dict(zip(fields, line.split("|"))) for line in sacct.stdout.splitlines() if line.strip()),
+                  key=lambda j: int(j["JobID"]))
+    jobs = [j for j in jobs if j["JobName"] == run_id]
+    # one GPU job (the feature extraction), submitted twice: attempt 1 killed for memory, attempt 2 done
+    assert [j["State"] for j in jobs] == [oom_state, "COMPLETED"], jobs
+    first, second = (int(re.fullmatch(r"(\d+)M", j["ReqMem"]).group(1)) for j in jobs)
+    # the growth rule (coop/retry.py's docstring): attempt 1 asks ceil(full x mem_scale), attempt 2
+    # max(2 x first, full), i.e. the whole modelled request `full` here; so second = full, first from it
+    assert first == -(-second * OOM_MEM_SCALE // 1) and first <= 64, (first, second)
+    assert second > 2 * first
+    # Snakemake was told the job failed and restarted it (attempt 2), asking the larger memory
+    assert out.count("Trying to restart job") == 1, out[-5000:]
+    # (each job's announcement: `rule NAME:` then indented `key: value` lines, resources among them)
+    asked = re.findall(r"rule test_features:\n(?:[ \t]+\w+: .*\n)*?[ \t]+resources: .*?\bmem_mb=(\d+)", out)
+    assert asked == [str(first), str(second)], out[-5000:]
+    assert re.findall(r"submitted with SLURM jobid (\d+)", out) == [j["JobID"] for j in jobs]
+    # SLURM's log of the first attempt says why it ended (shown by the profile's show-failed-logs)
+    assert KILL_LOG_LINE[oom_state] in out, out[-5000:]
+    # and the output is the one a local run makes, tensor by tensor
+    from safetensors.numpy import load_file
+
+    local = tmp_path / "local"
+    local.mkdir()
+    ref = snakemake(local, "--cores", "1", OOM_TARGET, config=TINY, timeout=900)
+    assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-3000:]
+    ours, theirs = load_file(work / OOM_TARGET), load_file(local / OOM_TARGET)
+    assert ours.keys() == theirs.keys() and ours
+    for key in ours:
+        assert (ours[key] == theirs[key]).all(), key

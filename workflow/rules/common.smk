@@ -16,6 +16,7 @@ from coop.io import remove_stale_temps
 from coop.methods.registry import MethodError, get_method, load_plugins
 from coop.models.names import parse_model, parse_pretrained, read_model_config
 from coop.report.artefacts import artefacts_for
+from coop.retry import first_mem_mb, retry_mem_mb
 
 CODE_VERSION = coop.__version__  # bump it to rerun everything after a change inside the coop package
 DATA_ROOT = config["data_root"]
@@ -351,6 +352,7 @@ def final_outputs():
 # their method's declared cost (coop.methods.registry.Cost); the other GPU rules from GPU_MEM_MB and their own
 # runtime.
 GPU_MEM_MB = 8000
+MEM_SCALE = config["cluster"]["mem_scale"]  # default: the schema
 
 
 def gpu_resources(minutes, mem_mb=GPU_MEM_MB):
@@ -362,7 +364,10 @@ def gpu_resources(minutes, mem_mb=GPU_MEM_MB):
     return {
         "gpu": 1,
         "cpus_per_task": lambda wildcards, threads: threads,
-        "mem_mb": lambda wildcards, attempt: int(value(mem_mb, wildcards) * attempt),
+        # coop/retry.py: the first attempt asks the modelled memory x cluster.mem_scale, a retry at least all of it
+        "mem_mb": lambda wildcards, attempt: retry_mem_mb(
+            first_mem_mb(value(mem_mb, wildcards), MEM_SCALE), attempt, value(mem_mb, wildcards)
+        ),
         "runtime": lambda wildcards, attempt: int(value(minutes, wildcards) * attempt),
     }
 
