@@ -68,6 +68,13 @@ def run_dir(root: str | Path, dataset: str, backbone: str, method: str, variant:
                      seed=seed))
 
 
+def cell_from_dataset(dataset: str, backbone: str, method: str, variant: str, shots) -> str:
+    """A cell's run-folder path from the dataset field up to its seed number ("toy_shapes/toy-rn/coop/end/
+    shots16/seed"): what the workflow's wildcard constraints match to tell one cell's jobs apart."""
+    tail = "{dataset}" + PATTERNS["run"].split("{dataset}", 1)[1].split("{seed}", 1)[0]
+    return tail.format(dataset=dataset, backbone=backbone, method=method, variant=variant, shots=shots)
+
+
 def run_file(root: str | Path, dataset: str, backbone: str, method: str, variant: str, shots, seed,
              name: str = METRICS) -> str:
     return str(run_dir(root, dataset, backbone, method, variant, shots, seed) / name)

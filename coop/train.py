@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coop.io import atomic_path, torch_load_reason
+from coop.schedule import epochs_for_shots, resolve_epochs  # noqa: F401 - the schedule, read here
 
 from coop.defaults import PRECISIONS  # noqa: E402
 
@@ -71,20 +72,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a coop training checkpoint (format {CHECKPOINT_FORMAT}). "
                               "Delete it to train from scratch.")
     return state
-
-
-def epochs_for_shots(shots: int, dataset: str = "") -> int:
-    """The official schedule: 50 epochs at 1 shot, 100 at 2-4, 200 at 8-16; ImageNet 50 at every count."""
-    if dataset == "imagenet" or shots <= 1:
-        return 50
-    return 100 if shots <= 4 else 200
-
-
-def resolve_epochs(epochs: int | None, epoch_scale: float, shots: int, dataset: str = "") -> int:
-    """An explicit `epochs` (0 included), else the official schedule by shots times `epoch_scale` (at least 1)."""
-    if epochs is not None:
-        return epochs
-    return max(1, round(epochs_for_shots(shots, dataset) * epoch_scale))
 
 
 def lr_at_epoch(epoch: int, cfg: TrainConfig) -> float:

@@ -58,7 +58,16 @@ def test_every_registered_method_trains_saves_reloads_and_evaluates(name, toy_ro
 def test_every_declaration_is_complete(name):
     m = get_method(name)
     assert m.display_name and m.description and callable(m.train)
-    assert m.cost.runtime(16, 3) >= m.cost.runtime(1, 1) > 0 and m.cost.mem_mb > 0
+    from coop.job_sizes import JobSizes
+    from coop.methods.registry import STEPS
+
+    assert m.cost.step in STEPS
+    cfg = {"data_root": "data", "backbones": {"rn50": {"model": "RN50-quickgelu"}}, "methods": {name: {"v": {}}},
+           "seeds": [1, 2, 3]}
+    sizes = JobSizes(cfg)  # its cluster request, modelled from the work (coop.resources)
+    shots = (16, 1) if m.few_shot else (0, 0)
+    big, small = (sizes.run("imagenet", "rn50", name, "v", s, n) for s, n in ((shots[0], 3), (shots[1], 1)))
+    assert big.minutes >= small.minutes > 0 and big.mem_mb >= small.mem_mb > 0 and big.disk_mb >= small.disk_mb
     assert m.config() is not None  # every parameter has a default
     assert not (m.interpretable and not m.classifier_file)
 
@@ -124,6 +133,9 @@ def test_bad_plugins_are_named(clean_registry, tmp_path):
 
 
 def test_cost_groups_short_jobs():
+    assert Cost().job_group(16, seed_minutes=12) == "short_runs"   # modelled
+    assert Cost().job_group(16, seed_minutes=150) is None
+    assert Cost().job_group(16) is None                             # neither stated nor modelled: its own job
     assert Cost(minutes=10).job_group(16) == "short_runs"
     assert Cost(minutes=10, minutes_per_shot=8).job_group(1) == "short_runs"
     assert Cost(minutes=10, minutes_per_shot=8).job_group(2) is None

@@ -9,42 +9,18 @@ whose error says the same (`coop.data.fewshot.sample_fewshot`).
 """
 from __future__ import annotations
 
-import inspect
-import json
-from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping
 
+from coop.data.sizes import data_shape, split_file_shape
 from coop.data.specs import DatasetError, DatasetSpec, split_path
 
 
-def toy_train_per_class(toy_world: Mapping[str, Any]) -> int:
-    """Training images per class of a toy dataset: the config's `toy_world.n_train`, else the generator's
-    default (its signature is the one home of that default)."""
-    from coop.data.toyworld.disk import generate
-
-    return int(toy_world.get("n_train", inspect.signature(generate).parameters["n_train"].default))
-
-
 def smallest_class(root: str | Path, spec: DatasetSpec, toy_world: Mapping[str, Any]) -> tuple[str, int] | None:
-    """(class name, training images) of the dataset's smallest class, where it can be known cheaply; None
-    where it cannot (not on disk yet, or a layout whose split is not a file)."""
-    if spec.toy:
-        return "every class", toy_train_per_class(toy_world)
-    if spec.reader != "split_json":
-        return None
-    path = split_path(root, spec)
-    if not path.is_file():
-        return None
-    try:
-        train = json.loads(path.read_text()).get("train", [])
-        counts = Counter(str(entry[2]) for entry in train)
-    except (ValueError, AttributeError, IndexError, TypeError, OSError):
-        return None  # a broken split file: reading it in the job gives the precise error
-    if not counts:
-        return None
-    name, n = min(counts.items(), key=lambda kv: (kv[1], kv[0]))
-    return name, n
+    """(class name, training images) of the dataset's smallest class where it can be known cheaply (a toy
+    dataset: "every class"), else None (coop.data.sizes)."""
+    shape = data_shape(root, spec, toy_world) if spec.toy else split_file_shape(root, spec)
+    return shape.smallest_class if shape else None
 
 
 def check_shots(root: str | Path, spec: DatasetSpec, shots: int, toy_world: Mapping[str, Any], where: str) -> None:

@@ -122,5 +122,5 @@ METHOD = register(Method(
     display_name="CoOp", style={"marker": "o", "linestyle": "-", "markersize": 5}, order=2, show_variant=True,
     classifier=classifier, classifier_file="prompt.safetensors", classifier_keys=("ctx",), interpretable=True,
     # 16 shots: 138 min per seed, generous for ImageNet's 16,000 images x 50 epochs on one GPU.
-    cost=Cost(minutes=10, minutes_per_shot=8),
+    cost=Cost(step="text_encoder"),
 ))

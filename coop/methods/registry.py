@@ -39,28 +39,44 @@ SHORT_JOB_MINUTES = 20
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
+STEPS = ("text_encoder", "head", "image_encoder", "probe", "none")
+
+
 @dataclass(frozen=True)
 class Cost:
-    """What one job of the method asks a cluster for on its first attempt (retries multiply memory and time):
-    `minutes` + `minutes_per_shot` x shots of runtime for each seed it trains, `mem_mb` of host memory, and
-    its Snakemake `group` (None: "short_runs" when one seed's estimate is at most SHORT_JOB_MINUTES)."""
+    """What the method's jobs cost, as the cluster resource model reads it (coop.resources): what one training
+    step does (`step`, one of STEPS: every class prompt through the text encoder as CoOp, a small head on cached
+    or view features, the image encoder over a batch, the linear probe's C search, or no training), whether it
+    reads the augmented-view cache (`views`), how many prompts per class it encodes once (`prompts_per_class`:
+    the ensemble's templates), and its Snakemake `group` (None: "short_runs" when one seed's modelled runtime is
+    at most SHORT_JOB_MINUTES).
 
-    minutes: float = 10.0
-    minutes_per_shot: float = 0.0
-    mem_mb: int = 8000
+    A method whose work the model cannot describe states its first-attempt request instead: `minutes` (+
+    `minutes_per_shot` x shots) of runtime per seed, `mem_mb` of host memory; retries grow both."""
+
+    step: str = "text_encoder"
+    views: bool = True
+    prompts_per_class: int = 1
     group: str | None = None
+    minutes: float | None = None
+    minutes_per_shot: float = 0.0
+    mem_mb: int | None = None
 
-    def seed_minutes(self, shots: int) -> float:
-        return self.minutes + self.minutes_per_shot * shots
+    def seed_minutes(self, shots: int) -> float | None:
+        """The stated runtime of one seed, or None (modelled)."""
+        return None if self.minutes is None else self.minutes + self.minutes_per_shot * shots
 
-    def runtime(self, shots: int, seeds: int = 1) -> int:
-        """First-attempt runtime in minutes of a job training `seeds` seeds at `shots` shots."""
-        return int(self.seed_minutes(shots) * max(seeds, 1))
+    def runtime(self, shots: int, seeds: int = 1) -> int | None:
+        """The stated first-attempt runtime in minutes of a job training `seeds` seeds, or None (modelled)."""
+        per_seed = self.seed_minutes(shots)
+        return None if per_seed is None else int(per_seed * max(seeds, 1))
 
-    def job_group(self, shots: int) -> str | None:
+    def job_group(self, shots: int, seed_minutes: float | None = None) -> str | None:
+        """The job's Snakemake group; `seed_minutes`: the modelled runtime of one seed (when none is stated)."""
         if self.group is not None:
             return self.group
-        return "short_runs" if self.seed_minutes(shots) <= SHORT_JOB_MINUTES else None
+        minutes = self.seed_minutes(shots) if self.minutes is not None else seed_minutes
+        return "short_runs" if minutes is not None and minutes <= SHORT_JOB_MINUTES else None
 
 
 @dataclass(frozen=True)
@@ -123,7 +139,10 @@ def _check(m: Method) -> None:
     if m.classifier_file is not None and m.classifier is None:
         raise bad("names a classifier_file but no classifier", "Pass classifier=a function or drop the file.")
     if not isinstance(m.cost, Cost):
-        raise bad("declares a cost that is not a coop.methods.Cost", "Pass cost=Cost(minutes=..., mem_mb=...).")
+        raise bad("declares a cost that is not a coop.methods.Cost", "Pass cost=Cost(step=...) (or "
+                  "Cost(minutes=..., mem_mb=...)).")
+    if m.cost.step not in STEPS:
+        raise bad(f"declares Cost(step={m.cost.step!r})", f"Use one of {', '.join(STEPS)}.")
 
 
 def register(method: Method) -> Method:

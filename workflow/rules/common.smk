@@ -16,7 +16,8 @@ from coop.io import remove_stale_temps
 from coop.methods.registry import MethodError, get_method, load_plugins
 from coop.models.names import parse_model, parse_pretrained, read_model_config
 from coop.report.artefacts import artefacts_for
-from coop.retry import first_mem_mb, retry_mem_mb
+from coop.job_sizes import JobSizes
+from coop.resources import ResourceError
 
 CODE_VERSION = coop.__version__  # bump it to rerun everything after a change inside the coop package
 DATA_ROOT = config["data_root"]
@@ -256,7 +257,7 @@ def job_seeds(wildcards):
     """The seeds one job of this cell trains: every seed (fuse_seeds) or the job's own."""
     if shots_of(wildcards) == 0:
         return [0]
-    return SEEDS if FUSE_SEEDS else [int(wildcards.seed)]
+    return [int(wildcards.seed)] if "seed" in wildcards.keys() else SEEDS
 
 
 def run_inputs(wildcards):
@@ -346,42 +347,74 @@ def final_outputs():
 
 
 # Cluster resources (read by a cluster executor, e.g. `snakemake --profile slurm`; a local run ignores them
-# unless --resources limits them). Every GPU rule asks one GPU, its threads as CPUs, host memory and a runtime
-# in minutes for the first attempt; memory and runtime grow with each retry (the profile sets `retries`), so a
-# job killed for its time or memory limit is resubmitted with more. Run jobs take memory, runtime and group from
-# their method's declared cost (coop.methods.registry.Cost); the other GPU rules from GPU_MEM_MB and their own
-# runtime.
-GPU_MEM_MB = 8000
-MEM_SCALE = config["cluster"]["mem_scale"]  # default: the schema
+# unless --resources limits them). Every GPU rule asks one GPU, its threads as CPUs, and host memory, GPU memory
+# (gpu_mem_mb), disk (disk_mb) and a runtime in minutes modelled from the job's work (coop.resources, applied
+# to the config by coop.job_sizes): dataset size, backbone, method, shots, epochs, seeds. Retries (the
+# profile's `retries`) ask more memory (coop.retry) and time, never above cluster.max_mem_mb / max_runtime.
+SIZES = JobSizes(config)
 
 
-def gpu_resources(minutes, mem_mb=GPU_MEM_MB):
-    """The resources of a GPU rule: `minutes` and `mem_mb` are numbers or functions of the wildcards."""
-
-    def value(v, wildcards):
-        return v(wildcards) if callable(v) else v
-
+def gpu_resources(request):
+    """The resources of a GPU rule: `request(wildcards)` is the job's first-attempt coop.resources.Request."""
     return {
         "gpu": 1,
         "cpus_per_task": lambda wildcards, threads: threads,
-        # coop/retry.py: the first attempt asks the modelled memory x cluster.mem_scale, a retry at least all of it
-        "mem_mb": lambda wildcards, attempt: retry_mem_mb(
-            first_mem_mb(value(mem_mb, wildcards), MEM_SCALE), attempt, value(mem_mb, wildcards)
-        ),
-        "runtime": lambda wildcards, attempt: int(value(minutes, wildcards) * attempt),
+        "mem_mb": lambda wildcards, attempt: SIZES.mem_mb(request(wildcards), attempt),
+        "runtime": lambda wildcards, attempt: SIZES.runtime(request(wildcards), attempt),
+        "gpu_mem_mb": lambda wildcards: request(wildcards).gpu_mem_mb,
+        "disk_mb": lambda wildcards: request(wildcards).disk_mb,
     }
 
 
-def run_minutes(wildcards):
-    """A run job's first-attempt runtime: its method's cost for the seeds it trains."""
-    return get_method(wildcards.method).cost.runtime(shots_of(wildcards), len(job_seeds(wildcards)))
+def run_request(wildcards):
+    w = wildcards
+    return SIZES.run(w.dataset, w.backbone, w.method, w.variant, shots_of(w), len(job_seeds(w)))
 
 
-def run_mem_mb(wildcards):
-    return get_method(wildcards.method).cost.mem_mb
+def fewshot_feature_request(wildcards):
+    w = wildcards
+    shots = sorted({s for e in EXPERIMENTS.values() if w.dataset in e["datasets"] for s in e["shots"]})
+    return SIZES.features(w.dataset, w.backbone, "fewshot", SIZES.fewshot_images(w.dataset, shots or [1]))
 
 
-RUN_RESOURCES = gpu_resources(run_minutes, run_mem_mb)
+RUN_RESOURCES = gpu_resources(run_request)
+TEST_FEATURE_RESOURCES = gpu_resources(lambda w: SIZES.features(w.dataset, w.backbone, "test"))
+FEWSHOT_FEATURE_RESOURCES = gpu_resources(fewshot_feature_request)
+TRANSFER_RESOURCES = gpu_resources(
+    lambda w: SIZES.transfer(tuple(transfer_targets(w)), w.backbone, len(SEEDS) if int(w.shots) else 1)
+)
+INTERPRET_RESOURCES = gpu_resources(lambda w: SIZES.interpret(w.backbone))
+
+
+def _check_resources():
+    """Before anything is submitted: every few-shot cell's jobs fit cluster.max_runtime / max_mem_mb (a fused
+    cell that does not is split into one job per seed: SPLIT_CELLS), and every other GPU job too."""
+    split = set()
+    for name, exp in EXPERIMENTS.items():
+        for dataset, backbone, method, variant, shots, seed in experiment_cells(exp):
+            if seed != SEEDS[0] and shots:
+                continue
+            try:
+                jobs = SIZES.seed_jobs(dataset, backbone, method, variant, shots)
+                if not shots:
+                    SIZES.check(SIZES.run(dataset, backbone, method, variant, 0, 1), "run_zeroshot",
+                                f"{dataset}/{backbone}/{method}/{variant}")
+                SIZES.check(SIZES.features(dataset, backbone, "test"), "test_features", f"{dataset}/{backbone}")
+            except ResourceError as e:
+                raise ConfigError(f"experiments.{name}: {e}") from None
+            if FUSE_SEEDS and shots and len(jobs) > 1:
+                split.add(store.cell_from_dataset(dataset, backbone, method, variant, shots))
+    return sorted(split)
+
+
+SPLIT_CELLS = _check_resources()
+
+
+def split_cells_constraint(inside):
+    """The dataset wildcard's constraint that lets a rule match the run files of the split cells only
+    (`inside`) or of every other cell: a lookahead over the rest of the path (coop.store.cell_from_dataset)."""
+    cells = "|".join(re.escape(c) for c in SPLIT_CELLS) or "(?!)"
+    return f"(?{'=' if inside else '!'}(?:{cells})\\d)[^/]+"
 
 
 # Groups: on a cluster, many short GPU jobs are packed into one submission each (the profile's
@@ -389,7 +422,9 @@ RUN_RESOURCES = gpu_resources(run_minutes, run_mem_mb)
 # "features": feature extraction; run jobs: their method's Cost.job_group ("zeroshot" for zero-shot methods,
 # "short_runs" for jobs of at most coop.methods.registry.SHORT_JOB_MINUTES per seed: the linear probe, 1 shot).
 def run_group(wildcards):
-    return get_method(wildcards.method).cost.job_group(shots_of(wildcards))
+    minutes = SIZES.run(wildcards.dataset, wildcards.backbone, wildcards.method, wildcards.variant,
+                        shots_of(wildcards), 1).minutes
+    return get_method(wildcards.method).cost.job_group(shots_of(wildcards), minutes)
 
 
 # Before jobs start (not on a dry run): temporary files that killed writers left (a figure half-written when the

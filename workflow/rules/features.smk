@@ -14,7 +14,7 @@ rule test_features:
         coop=coop_args,
     threads: THREADS
     resources:
-        **gpu_resources(30),
+        **TEST_FEATURE_RESOURCES,
     group:
         "features"
     conda:
@@ -42,7 +42,7 @@ rule fewshot_features:
         coop=coop_args,
     threads: THREADS
     resources:
-        **gpu_resources(15),
+        **FEWSHOT_FEATURE_RESOURCES,
     group:
         "features"
     conda:

@@ -53,6 +53,7 @@ rule run_fewshot:
     wildcard_constraints:
         method=_alternatives(FEW_SHOT_METHODS),
         shots=r"[1-9]\d*",
+        dataset=split_cells_constraint(inside=False),
     threads: THREADS
     resources:
         **RUN_RESOURCES,
@@ -73,6 +74,31 @@ rule run_fewshot:
         "--cache-dir results --out '{params.out}' > {log} 2>&1"
 
 
+# A fused cell whose job would exceed cluster.max_runtime trains one seed per job instead (SPLIT_CELLS,
+# common.smk): the same command and result paths, one job per seed.
+if FUSE_SEEDS and SPLIT_CELLS:
+
+    use rule run_fewshot as run_fewshot_seed with:
+        output:
+            run_pattern(),
+        params:
+            backbone=backbone_args,
+            method=method_args,
+            root=DATA_ROOT,
+            seeds=lambda w: w.seed,
+            out=run_out,
+            code_version=CODE_VERSION,
+            coop=coop_args,
+        wildcard_constraints:
+            method=_alternatives(FEW_SHOT_METHODS),
+            shots=r"[1-9]\d*",
+            dataset=split_cells_constraint(inside=True),
+        log:
+            "results/logs/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.log",
+        benchmark:
+            "results/benchmarks/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.tsv"
+
+
 rule transfer:
     input:
         unpack(transfer_inputs),
@@ -86,7 +112,7 @@ rule transfer:
         coop=lambda w: coop_args(w, datasets=transfer_targets(w)),
     threads: THREADS
     resources:
-        **gpu_resources(30),
+        **TRANSFER_RESOURCES,
     conda:
         "../../environment.yml"
     log:
@@ -110,7 +136,7 @@ rule nearest_words:
         coop=coop_args,
     threads: THREADS
     resources:
-        **gpu_resources(15),
+        **INTERPRET_RESOURCES,
     conda:
         "../../environment.yml"
     log:
