@@ -75,14 +75,13 @@ def test_methods_on_one_subset_read_the_same_views(toy_root, tmp_path, monkeypat
     from coop.experiment import run_experiment, views_path
 
     seen = {}
-    real = views.encode_views
+    real = views.view_blocks
 
-    def spy(clip, images, subset, epochs, *a, **kw):
-        out = real(clip, images, subset, epochs, *a, **kw)
+    def spy(clip, images_of, n, subset, epochs, *a, **kw):
         seen.setdefault("calls", []).append(list(epochs))
-        return out
+        return real(clip, images_of, n, subset, epochs, *a, **kw)
 
-    monkeypatch.setattr(views, "encode_views", spy)
+    monkeypatch.setattr(views, "view_blocks", spy)
     kw = dict(dataset="toy_shapes", shots=2, seed=1, backbone="toy-rn", data_root=toy_root, cache_dir=tmp_path,
               params={"epochs": 3}, log=lambda s: None)
     run_experiment(method="coop", out=tmp_path / "coop", **kw)
