@@ -92,3 +92,13 @@ def test_precision_and_workers_follow_the_job():
     with pytest.raises(ValueError, match="precision must be one of"):
         feature_precision("half", "cpu")
     assert loader_workers(1) == 0 and loader_workers(4) == 4
+
+
+def test_coop_features_takes_a_precision():
+    from coop.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["features", "--dataset", "d", "--out", "o"]).precision == "fp32"
+    assert p.parse_args(["features", "--dataset", "d", "--out", "o", "--precision", "amp"]).precision == "amp"
+    with pytest.raises(SystemExit):
+        p.parse_args(["features", "--dataset", "d", "--out", "o", "--precision", "half"])
