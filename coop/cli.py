@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+from coop.defaults import PRECISIONS
 from coop.store import RESULTS
 
 
@@ -109,7 +110,7 @@ def cmd_features(a: argparse.Namespace) -> None:
         items = getattr(read_split(a.root, spec), a.part)
     device = a.device or default_device()
     clip = load_clip(a.model or a.backbone, a.pretrained, device=device, init_seed=a.init_seed)
-    feats = compute_features(clip, a.dataset, items, a.root, device)
+    feats = compute_features(clip, a.dataset, items, a.root, device, a.precision)
     save_features(a.out, feats, items, cache_keys(a.dataset, a.backbone, clip.name, clip.pretrained, a.part))
     print(f"wrote {a.out}: {feats.shape[0]} x {feats.shape[1]} features")
 
@@ -295,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", nargs="*", default=[], help="with --part fewshot: the manifests to cover")
     p.add_argument("--root", default="data")
     p.add_argument("--out", required=True)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="autocast of the image encoder on CUDA (fp32 on the CPU whatever is asked)")
     _add_backbone(p)
     p.set_defaults(func=cmd_features)
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from coop.config import build_config
 from coop.data.datasets import get_dataset, image_root, read_split
 from coop.data.fewshot import items_hash, make_manifest, manifest_items, read_manifest, write_manifest
-from coop.features import Features, load_features, save_features
+from coop.features import Features, feature_precision, load_features, save_features
 from coop.io import atomic_path, remove_stale_temps, write_json
 from coop.methods.base import RunContext
 from coop.defaults import CROP_MIN
@@ -31,11 +31,14 @@ def cache_keys(dataset: str, backbone: str, model: str, pretrained: str, part: s
     return feature_keys(dataset, backbone, model, pretrained, part)
 
 
-def compute_features(clip, dataset: str, items, data_root: str | Path, device: str):
-    """Test-transform image features of `items` as a float32 numpy array."""
+def compute_features(clip, dataset: str, items, data_root: str | Path, device: str, precision: str = "fp32",
+                     log: Callable[[str], None] | None = None):
+    """Test-transform image features of `items` as a float32 numpy array (coop.features.extract_features: the
+    job's threads as loader workers, `precision`'s autocast on CUDA, progress lines to `log`)."""
     from coop.features import extract_features
 
-    return extract_features(clip, items, image_root(data_root, get_dataset(dataset)), device=device).numpy()
+    return extract_features(clip, items, image_root(data_root, get_dataset(dataset)), device=device,
+                            precision=precision, log=log).numpy()
 
 
 @dataclasses.dataclass
@@ -101,8 +104,11 @@ def _prepare(
         keys = cache_keys(dataset, backbone, model, pretrained, part)
         if path.exists():
             return load_features(path, **keys)
-        feats = compute_features(load(), dataset, items, data_root, state["device"])
-        if part == "test":  # complete by definition, so safe to share; a partial few-shot pool is not
+        precision = getattr(cfg, "precision", "fp32")
+        feats = compute_features(load(), dataset, items, data_root, state["device"], precision, log)
+        # The test features are complete by definition, so safe to share (a partial few-shot pool is not), when
+        # computed in fp32 as the workflow's feature rule does: autocast ones (CUDA, precision amp/fp16) are not.
+        if part == "test" and feature_precision(precision, state["device"]) == "fp32":
             save_features(path, feats, items, keys)
         return Features(feats, _labels(items), [it.path for it in items], {**keys, "items_hash": items_hash(items)})
 

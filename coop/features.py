@@ -6,14 +6,19 @@ features of different splits, transforms or backbones never mix. Reading needs n
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from coop.data.datasets import Item
 from coop.data.fewshot import items_hash
+from coop.defaults import PRECISIONS
 from coop.io import atomic_path
+from coop.progress import Progress
 
 
 class CacheError(ValueError):
@@ -104,21 +109,59 @@ def load_features(path: str | Path, **expect: str) -> Features:
     return Features(feats, labels, paths, meta)
 
 
+def loader_workers(threads: int | None = None) -> int:
+    """DataLoader workers for a job with `threads` CPU threads (default: the job's --threads, which coop.cli puts
+    in OMP_NUM_THREADS, else the CPUs this process may use): one per thread, none for a single thread."""
+    if threads is None:
+        try:
+            threads = int(os.environ.get("OMP_NUM_THREADS", ""))
+        except ValueError:
+            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return threads if threads > 1 else 0
+
+
+def feature_precision(precision: str, device) -> str:
+    """What a run's `precision` (coop.defaults.PRECISIONS) means for feature extraction on `device`: autocast on
+    CUDA only (amp: bf16 where supported, else fp16; fp16: fp16), so fp32 on the CPU whatever is asked."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if torch.device(device).type != "cuda" or precision == "fp32":
+        return "fp32"
+    if precision == "fp16":
+        return "fp16"
+    return "amp-bf16" if torch.cuda.is_bf16_supported() else "amp-fp16"
+
+
 def extract_features(clip, items: list[Item], image_root: str | Path, batch_size: int = 100,
-                     device: str = "cpu", num_workers: int = 0):
-    """Encode images with the test transform (image encoder in eval mode): a (N, D) float32 tensor."""
+                     device: str = "cpu", num_workers: int | None = None, precision: str = "fp32",
+                     log: Callable[[str], None] | None = None):
+    """Encode images with the test transform (image encoder in eval mode): a (N, D) float32 tensor on the CPU,
+    rows in the order of `items`. Images are decoded by `num_workers` DataLoader workers (default
+    `loader_workers()`), into pinned memory on CUDA, where the encoder runs under the autocast of `precision`
+    (`feature_precision`); on the CPU it runs in fp32. Progress lines (coop.progress) go to `log`."""
     import torch
 
     from coop.data.images import ImageDataset
     from coop.models.transforms import test_transform
 
+    mode = feature_precision(precision, device)
+    dtype = {"fp16": torch.float16, "amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}.get(mode)
+    cuda = torch.device(device).type == "cuda"
+    workers = loader_workers() if num_workers is None else num_workers
     ds = ImageDataset(image_root, items, test_transform(clip.preprocess))
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                         pin_memory=cuda)
+    progress = Progress("feature extraction", len(items), unit="images", log=log)
     clip.model.eval()
     out = []
-    with torch.no_grad():
+    autocast = torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    with torch.no_grad(), autocast:
         for x, _ in loader:
-            out.append(clip.model.encode_image(x.to(device)).float().cpu())
+            out.append(clip.model.encode_image(x.to(device, non_blocking=cuda)).float().cpu())
+            progress.update(len(x))
+    progress.done()
     if not out:
         return torch.zeros(0, clip.model.text_projection.shape[-1])
     return torch.cat(out)

@@ -3,14 +3,20 @@
 The view of image i at epoch e is drawn from a generator seeded by (subset hash, epoch, i) alone, so it does not
 matter which method computes it first, nor in which order: every method that trains on the subset with a frozen
 image encoder (CoOp, the text bias / transform baselines) reads the same views, and one fresh view per image per
-epoch keeps the distribution of on-the-fly augmentation. Views are encoded in large no-grad batches with the
-image encoder in eval mode and kept as a safetensors file (features (E, N, D) float32) whose metadata names the
-subset, backbone, weights and transform; a file with fewer epochs than needed is extended.
+epoch keeps the distribution of on-the-fly augmentation. Views are encoded in no-grad batches with the image
+encoder in eval mode and kept as a safetensors file (features (E, N, D) float32) whose metadata names the subset,
+backbone, weights and transform; a file with fewer epochs than needed is extended.
+
+Building streams (`build_views`): the images are decoded a block of `batch_size` at a time, all the epochs' views
+of that block are encoded, and each (epoch, block) of rows is written straight to its place in the file
+(coop.view_cache), so a job's memory does not grow with the subset or the epochs; extending copies the old
+epochs block by block. Training reads the file one epoch at a time (`EpochViews`).
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -22,8 +28,13 @@ from coop.features import CacheError, _reason
 from coop.io import atomic_path
 from coop.models.names import canonical_pretrained
 from coop.models.transforms import CROP_MIN, Preprocess, describe, train_transform
+from coop.progress import Progress
+from coop.view_cache import ViewFileError, ViewReader, ViewWriter
 
 FORMAT = "1"
+BATCH_SIZE = 256       # images decoded and views encoded at a time
+SEEN_PER_IMAGE = 4     # features of distinct views kept per image for reuse (an uncropped image has 2: as is, mirrored)
+COPY_ROWS = 4096       # rows copied at a time when a cache is extended
 
 
 def view_seed(subset: str, epoch: int, index: int) -> int:
@@ -43,30 +54,71 @@ def augment(images: list, transform, subset: str, epoch: int, start: int = 0) ->
     return torch.stack(out)
 
 
+class _Seen:
+    """Features of views already encoded, by pixel digest, at most `cap` per image (the oldest go first)."""
+
+    def __init__(self, cap: int):
+        self.cap, self.feats, self.owned = cap, {}, {}
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self.feats
+
+    def __getitem__(self, key: bytes) -> torch.Tensor:
+        return self.feats[key]
+
+    def add(self, image: int, key: bytes, feat: torch.Tensor) -> None:
+        self.feats[key] = feat
+        keys = self.owned.setdefault(image, [])
+        keys.append(key)
+        while len(keys) > self.cap:
+            self.feats.pop(keys.pop(0), None)
+
+
 @torch.no_grad()
-def encode_views(clip, images: list, subset: str, epochs: range, device: str = "cpu",
-                 batch_size: int = 256, crop_min: float = CROP_MIN) -> torch.Tensor:
-    """Image features of the views of `epochs`: (len(epochs), N, D) float32 on the CPU. A view whose pixels equal
-    one encoded before (e.g. the same flip of an uncropped image) reuses its features: the encoder is per image
-    in eval mode, so only new pixels need it."""
+def view_blocks(clip, images_of: Callable[[int, int], list], n: int, subset: str, epochs: range,
+                device: str = "cpu", batch_size: int = BATCH_SIZE, crop_min: float = CROP_MIN,
+                progress: Progress | None = None) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """The features of the views of `epochs` of the subset's `n` images, as (epoch, start, (m, D) float32 on the
+    CPU) blocks: images start..start + m - 1 at that epoch. `images_of(start, stop)` gives the decoded images
+    start..stop - 1; each block of `batch_size` images is decoded once for all epochs. A view whose pixels equal
+    one encoded before for the same block (e.g. the same flip of an uncropped image) reuses its features: the
+    encoder is per image in eval mode, so only new pixels need it."""
     transform = train_transform(clip.preprocess, crop_min)
     model = clip.model
     was_training = model.training
     model.eval()
-    dim = model.text_projection.shape[-1]
-    out = torch.zeros(len(epochs), len(images), dim)
-    seen: dict[bytes, torch.Tensor] = {}
-    for k, epoch in enumerate(epochs):
-        for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
-            x = augment(chunk, transform, subset, epoch, start)
-            keys = [hashlib.blake2b(v.numpy().tobytes(), digest_size=16).digest() for v in x]
-            new = list({key: i for i, key in enumerate(keys) if key not in seen}.items())
-            if new:
-                feats = model.encode_image(x[[i for _, i in new]].to(device)).float().cpu()
-                seen.update((key, f) for (key, _), f in zip(new, feats))
-            out[k, start:start + len(chunk)] = torch.stack([seen[key] for key in keys])
-    model.train(was_training)
+    try:
+        for start in range(0, n, batch_size):
+            chunk = images_of(start, min(n, start + batch_size))
+            seen = _Seen(SEEN_PER_IMAGE)
+            for epoch in epochs:
+                x = augment(chunk, transform, subset, epoch, start)
+                keys = [hashlib.blake2b(v.numpy().tobytes(), digest_size=16).digest() for v in x]
+                new = list({key: i for i, key in enumerate(keys) if key not in seen}.items())
+                if new:
+                    feats = model.encode_image(x[[i for _, i in new]].to(device)).float().cpu()
+                    rows = {key: f for (key, _), f in zip(new, feats)}
+                    block = torch.stack([rows[key] if key in rows else seen[key] for key in keys])
+                    for (key, i), f in zip(new, feats):
+                        seen.add(i, key, f)
+                else:
+                    block = torch.stack([seen[key] for key in keys])
+                yield epoch, start, block
+                if progress is not None:
+                    progress.update(len(chunk))
+    finally:
+        model.train(was_training)
+
+
+def encode_views(clip, images: list, subset: str, epochs: range, device: str = "cpu",
+                 batch_size: int = BATCH_SIZE, crop_min: float = CROP_MIN) -> torch.Tensor:
+    """Image features of the views of `epochs` of decoded `images`, in memory: (len(epochs), N, D) float32 on the
+    CPU (`view_blocks`; the cache file is built with `build_views`, which holds one block at a time)."""
+    out = torch.zeros(len(epochs), len(images), clip.model.text_projection.shape[-1])
+    first = epochs.start if len(epochs) else 0
+    for epoch, start, block in view_blocks(clip, lambda a, b: images[a:b], len(images), subset, epochs, device,
+                                           batch_size, crop_min):
+        out[epoch - first, start:start + len(block)] = block
     return out
 
 
@@ -77,6 +129,11 @@ def view_keys(items: list[Item], subset: str, backbone: str, model: str, pretrai
     pretrained = canonical_pretrained(pretrained, model)
     return {"format": FORMAT, "subset": subset, "items_hash": items_hash(items), "backbone": backbone,
             "model": model, "pretrained": pretrained, "transform": describe(train_transform(preprocess, crop_min))}
+
+
+def _unreadable(path: Path, e: Exception) -> CacheError:
+    return CacheError(f"Unreadable view cache {path} ({_reason(path, e)}); caches are never unpickled. Delete "
+                      "it and rerun: it is recomputed from the images.")
 
 
 def check_views(path: str | Path, keys: dict) -> int:
@@ -90,8 +147,7 @@ def check_views(path: str | Path, keys: dict) -> int:
             meta = dict(f.metadata() or {})
             shape = f.get_slice("features").get_shape()
     except Exception as e:  # safetensors raises several types for corrupt files
-        raise CacheError(f"Unreadable view cache {path} ({_reason(path, e)}); caches are never unpickled. Delete "
-                         "it and rerun: it is recomputed from the images.") from None
+        raise _unreadable(path, e) from None
     for key, value in keys.items():
         if meta.get(key) != str(value):
             raise CacheError(f"View cache {path} has {key}={meta.get(key)!r}, expected {value!r}: it belongs to "
@@ -103,7 +159,8 @@ def check_views(path: str | Path, keys: dict) -> int:
 
 
 def load_views(path: str | Path, keys: dict) -> tuple[torch.Tensor, int]:
-    """(features (E, N, D), E) of a matching view cache (`check_views`)."""
+    """(features (E, N, D), E) of a matching view cache (`check_views`), all epochs in memory: for tests and
+    small subsets; training reads `EpochViews`."""
     from safetensors.torch import load_file
 
     epochs = check_views(path, keys)
@@ -111,28 +168,91 @@ def load_views(path: str | Path, keys: dict) -> tuple[torch.Tensor, int]:
 
 
 def save_views(path: str | Path, feats: torch.Tensor, keys: dict) -> None:
-    from safetensors.torch import save_file
-
+    """Write in-memory (E, N, D) features as a view cache (the streaming build is `build_views`)."""
+    feats = feats.detach().to(torch.float32).cpu()
     meta = {**{k: str(v) for k, v in keys.items()}, "epochs": str(feats.shape[0])}
     with atomic_path(path) as tmp:
-        save_file({"features": feats.contiguous()}, str(tmp), metadata=meta)
+        with ViewWriter(tmp, tuple(feats.shape), meta) as w:
+            for e in range(feats.shape[0]):
+                w.write(e, 0, feats[e].numpy())
+
+
+class _KeepOther(Exception):
+    """Another job wrote a cache with enough epochs while this one was building: keep that file."""
+
+
+def build_views(clip, items: list[Item], image_root: str | Path, subset: str, epochs: int, path: str | Path,
+                keys: dict, device: str = "cpu", log: Callable[[str], None] | None = None,
+                crop_min: float = CROP_MIN, batch_size: int = BATCH_SIZE) -> int:
+    """Make the cache at `path` hold at least `epochs` epochs of views: nothing to do when it does; else the
+    missing epochs are encoded and written, with the old ones copied block by block, into a new file that
+    replaces the old one only when complete (a killed build leaves the old file, or none). Holds one block of
+    images and views at a time. Returns the number of epochs encoded."""
+    path = Path(path)
+    have = check_views(path, keys) if path.exists() else 0
+    if have >= epochs:
+        return 0
+    n, dim = len(items), clip.model.text_projection.shape[-1]
+    root = Path(image_root)
+    say = log if log is not None else (lambda s: print(s, flush=True))
+    say(f"encoding {n} x {epochs - have} augmented views into {path}" + (f" (after {have} cached)" if have else ""))
+    progress = Progress("view encoding", n * (epochs - have), unit="views", log=log)
+    meta = {**{k: str(v) for k, v in keys.items()}, "epochs": str(epochs)}
+    try:
+        with atomic_path(path) as tmp:
+            with ViewWriter(tmp, (epochs, n, dim), meta) as out:
+                if have:
+                    _copy_epochs(path, out, have)
+                for epoch, start, block in view_blocks(
+                        clip, lambda a, b: [load_image(root / it.path) for it in items[a:b]], n, subset,
+                        range(have, epochs), device, batch_size, crop_min, progress):
+                    out.write(epoch, start, block.numpy())
+            # Another job on the same subset may have written a longer cache meanwhile: keep that one.
+            if path.exists() and check_views(path, keys) >= epochs:
+                raise _KeepOther
+    except _KeepOther:
+        say(f"{path} was extended to {epochs}+ epochs by another job meanwhile: kept that one")
+    progress.done()
+    return epochs - have
+
+
+def _copy_epochs(path: Path, out: ViewWriter, epochs: int) -> None:
+    try:
+        src = ViewReader(path)
+    except (OSError, ViewFileError) as e:
+        raise _unreadable(path, e) from None
+    try:
+        if src.shape[1:] != out.shape[1:]:
+            raise CacheError(f"View cache {path} has {src.shape[1]} x {src.shape[2]} features per epoch, expected "
+                             f"{out.shape[1]} x {out.shape[2]}. Delete it and rerun.")
+        for e in range(epochs):
+            for start in range(0, src.shape[1], COPY_ROWS):
+                out.write(e, start, src.rows(e, start, min(src.shape[1], start + COPY_ROWS)))
+    finally:
+        src.close()
 
 
 class EpochViews:
     """The views of a cache file read one epoch at a time (`views[e]` -> (N, D)), so training holds one epoch of
-    features in memory, not all of them (ImageNet at 16 shots: 16,000 x 1024 floats per epoch). The file stays
-    open (memory-mapped), so another job replacing it meanwhile does not change what this one reads."""
+    features in memory, not all of them (ImageNet at 16 shots: 16,000 x 1024 floats per epoch). Reads are
+    positional reads of an open file (no memory map, whose pages would add up in the job's resident memory), so
+    another job replacing the file meanwhile does not change what this one reads."""
 
     def __init__(self, path: str | Path, epochs: int):
-        from safetensors import safe_open
-
         self.path = Path(path)
-        self._file = safe_open(str(self.path), framework="pt")
-        shape = self._file.get_slice("features").get_shape()
-        self.shape = (epochs, *shape[1:])
+        try:
+            self._reader = ViewReader(self.path)
+        except (OSError, ViewFileError) as e:
+            raise _unreadable(self.path, e) from None
+        if epochs > self._reader.shape[0]:
+            raise CacheError(f"View cache {self.path} holds {self._reader.shape[0]} epochs, {epochs} needed. "
+                             "Delete it and rerun.")
+        self.shape = (epochs, *self._reader.shape[1:])
 
     def __getitem__(self, epoch: int) -> torch.Tensor:
-        return self._file.get_slice("features")[epoch:epoch + 1][0]
+        if not 0 <= epoch < self.shape[0]:
+            raise IndexError(f"epoch {epoch} of views covering {self.shape[0]} epochs")
+        return torch.from_numpy(self._reader.epoch(epoch))
 
 
 def open_views(clip, items: list[Item], image_root: str | Path, subset: str, epochs: int, path: str | Path,
@@ -141,35 +261,33 @@ def open_views(clip, items: list[Item], image_root: str | Path, subset: str, epo
     one epoch at a time."""
     if epochs <= 0:
         return train_views(clip, items, image_root, subset, epochs, crop_min=crop_min)
-    have = check_views(path, keys) if Path(path).exists() else 0
-    if have < epochs:
-        train_views(clip, items, image_root, subset, epochs, device, path, keys, log, crop_min)
+    build_views(clip, items, image_root, subset, epochs, path, keys, device, log, crop_min)
     return EpochViews(path, epochs)
 
 
 def train_views(clip, items: list[Item], image_root: str | Path, subset: str, epochs: int, device: str = "cpu",
                 path: str | Path | None = None, keys: dict | None = None, log=None,
                 crop_min: float = CROP_MIN) -> torch.Tensor:
-    """The (epochs, N, D) view features of `items`, read from `path` when it holds enough epochs, else computed
-    (only the missing epochs) and written back. Without `path`, computed and not kept."""
+    """The (epochs, N, D) view features of `items` in memory. With `path`: the cache there, built or extended
+    first when short (`build_views`). Without: computed and not kept. Training on a cache uses `open_views`,
+    which reads one epoch at a time."""
     if epochs <= 0:  # nothing to train on: no file either
         return torch.zeros(0, len(items), clip.model.text_projection.shape[-1])
-    cached, have = None, 0
-    if path is not None and Path(path).exists():
-        cached, have = load_views(path, keys or {})
-        if have >= epochs:
-            return cached[:epochs]
-    images = [load_image(Path(image_root) / it.path) for it in items]
+    if path is not None:
+        build_views(clip, items, image_root, subset, epochs, path, keys or {}, device, log, crop_min)
+        feats, _ = load_views(path, keys or {})
+        return feats[:epochs]
     if log:
-        log(f"encoding {len(items)} x {epochs - have} augmented views" + (f" into {path}" if path else ""))
-    new = encode_views(clip, images, subset, range(have, epochs), device, crop_min=crop_min)
-    feats = new if cached is None else torch.cat([cached, new])
-    # Another job on the same subset may have written a longer cache meanwhile: keep that one.
-    if path is not None and not (Path(path).exists() and check_views(path, keys or {}) >= epochs):
-        save_views(path, feats, keys or {})
-    return feats
-
-
+        log(f"encoding {len(items)} x {epochs} augmented views")
+    root = Path(image_root)
+    out = torch.zeros(epochs, len(items), clip.model.text_projection.shape[-1])
+    progress = Progress("view encoding", len(items) * epochs, unit="views", log=log)
+    for epoch, start, block in view_blocks(clip, lambda a, b: [load_image(root / it.path) for it in items[a:b]],
+                                           len(items), subset, range(epochs), device, crop_min=crop_min,
+                                           progress=progress):
+        out[epoch, start:start + len(block)] = block
+    progress.done()
+    return out
 class ViewData:
     """Training pairs read from the view cache: `set_epoch(e)` selects epoch e's views, `batch(idx)` gives
     (features (B, D), labels (B,)). `fit` uses both instead of indexing images. `feats`: an (E, N, D) tensor or

@@ -75,14 +75,13 @@ def test_methods_on_one_subset_read_the_same_views(toy_root, tmp_path, monkeypat
     from coop.experiment import run_experiment, views_path
 
     seen = {}
-    real = views.encode_views
+    real = views.view_blocks
 
-    def spy(clip, images, subset, epochs, *a, **kw):
-        out = real(clip, images, subset, epochs, *a, **kw)
+    def spy(clip, images_of, n, subset, epochs, *a, **kw):
         seen.setdefault("calls", []).append(list(epochs))
-        return out
+        return real(clip, images_of, n, subset, epochs, *a, **kw)
 
-    monkeypatch.setattr(views, "encode_views", spy)
+    monkeypatch.setattr(views, "view_blocks", spy)
     kw = dict(dataset="toy_shapes", shots=2, seed=1, backbone="toy-rn", data_root=toy_root, cache_dir=tmp_path,
               params={"epochs": 3}, log=lambda s: None)
     run_experiment(method="coop", out=tmp_path / "coop", **kw)
@@ -110,3 +109,145 @@ def test_views_are_read_one_epoch_at_a_time(subset, clip, tmp_path):
         assert torch.equal(data.batch(torch.tensor([2, 0]))[0], full[e, [2, 0]])
     with pytest.raises(ValueError, match="3 epochs"):
         data.set_epoch(3)
+
+
+def _definition_seed(subset, epoch, index):
+    """sha256(f"{subset}:{epoch}:{index}"), its first 8 bytes little-endian, top bit cleared."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{subset}:{epoch}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def _reference_views(clip, root, items, subset, epochs, crop_min, batch_size=None):
+    """The views by their definition, written out: image i's view at epoch e is the train transform drawn right
+    after torch.manual_seed(_definition_seed(subset, e, i)). With `batch_size`: encoded as the in-memory
+    algorithm did (epoch by epoch, `batch_size` images at a time, only views whose pixels were not encoded
+    before in this call, in the order they first appear), so the floats are the same bit for bit; without:
+    each view encoded on its own."""
+    t = train_transform(clip.preprocess, crop_min)
+    out = torch.zeros(len(epochs), len(items), clip.model.text_projection.shape[-1])
+    images = _images(root, items)
+    state = torch.get_rng_state()
+    step = batch_size or 1
+    seen = {}
+    with torch.no_grad():
+        for k, e in enumerate(epochs):
+            for s in range(0, len(images), step):
+                x = []
+                for i in range(s, min(len(images), s + step)):
+                    torch.manual_seed(_definition_seed(subset, e, i))
+                    x.append(t(images[i]))
+                pixels = [v.numpy().tobytes() for v in x]
+                new = []
+                for j, p in enumerate(pixels):
+                    if p not in seen and p not in [pixels[m] for m in new]:
+                        new.append(j)
+                if new:
+                    feats = clip.model.encode_image(torch.stack([x[j] for j in new])).float()
+                    seen.update((pixels[j], f) for j, f in zip(new, feats))
+                for j, p in enumerate(pixels):
+                    out[k, s + j] = seen[p]
+    torch.set_rng_state(state)
+    return out
+
+
+@pytest.mark.parametrize("crop_min", [1.0, 0.08])
+def test_streamed_cache_is_bit_identical_to_the_views_definition(subset, clip, tmp_path, crop_min):
+    """Built in blocks of 5 images (not a divisor of N), 3 epochs then extended to 5: the file holds exactly
+    the features of each view encoded on its own, and is a plain safetensors file."""
+    from safetensors import safe_open
+
+    from coop.views import EpochViews, build_views
+
+    manifest, items, root = subset
+    path = tmp_path / "v.safetensors"
+    keys = view_keys(items, manifest["hash"], "toy-rn", "toy-rn", "random", clip.preprocess, crop_min)
+    assert build_views(clip, items, root, manifest["hash"], 3, path, keys, log=lambda s: None, crop_min=crop_min,
+                       batch_size=5) == 3
+    assert build_views(clip, items, root, manifest["hash"], 5, path, keys, log=lambda s: None, crop_min=crop_min,
+                       batch_size=5) == 2
+    assert build_views(clip, items, root, manifest["hash"], 4, path, keys, log=lambda s: None) == 0  # enough
+    h = manifest["hash"]
+    ref = torch.cat([_reference_views(clip, root, items, h, range(3), crop_min, batch_size=5),
+                     _reference_views(clip, root, items, h, range(3, 5), crop_min, batch_size=5)])
+    with safe_open(str(path), framework="pt") as f:
+        assert f.metadata()["epochs"] == "5" and f.metadata()["subset"] == manifest["hash"]
+        whole = f.get_tensor("features")
+    assert whole.dtype == torch.float32 and torch.equal(whole, ref)
+    # Encoded one view at a time the floats differ in the last bits only (batched kernels sum in another order)
+    alone = _reference_views(clip, root, items, h, range(5), crop_min)
+    torch.testing.assert_close(whole, alone, rtol=1e-5, atol=1e-6)
+    lazy = EpochViews(path, 5)
+    assert all(torch.equal(lazy[e], ref[e]) for e in range(5))
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_killed_build_leaves_the_old_cache_and_no_complete_looking_file(subset, clip, tmp_path, monkeypatch):
+    from coop import views
+
+    manifest, items, root = subset
+    path = tmp_path / "v.safetensors"
+    keys = view_keys(items, manifest["hash"], "toy-rn", "toy-rn", "random", clip.preprocess)
+    views.build_views(clip, items, root, manifest["hash"], 2, path, keys, log=lambda s: None, batch_size=4)
+    before = path.read_bytes()
+    calls = []
+    real = clip.model.encode_image
+
+    def dies(x):
+        calls.append(len(x))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # a job killed mid-build
+        return real(x)
+
+    monkeypatch.setattr(clip.model, "encode_image", dies)
+    with pytest.raises(KeyboardInterrupt):
+        views.build_views(clip, items, root, manifest["hash"], 6, path, keys, log=lambda s: None, batch_size=4)
+    assert path.read_bytes() == before and not list(tmp_path.glob(".*.tmp"))
+    assert views.check_views(path, keys) == 2
+
+
+def test_view_encoding_logs_progress_and_reuse_stays_bounded(subset, clip, tmp_path, monkeypatch):
+    """Progress lines count views; the reuse table holds at most SEEN_PER_IMAGE features per image of a block,
+    whatever the number of epochs."""
+    from coop import views
+
+    manifest, items, root = subset
+    sizes = []
+    real_add = views._Seen.add
+
+    def add(self, image, key, feat):
+        real_add(self, image, key, feat)
+        sizes.append(len(self.feats))
+
+    monkeypatch.setattr(views._Seen, "add", add)
+    monkeypatch.setenv("COOP_PROGRESS_SECONDS", "0")
+    lines = []
+    path = tmp_path / "v.safetensors"
+    keys = view_keys(items, manifest["hash"], "toy-rn", "toy-rn", "random", clip.preprocess, 0.08)
+    views.build_views(clip, items, root, manifest["hash"], 7, path, keys, log=lines.append, crop_min=0.08,
+                      batch_size=8)
+    n = len(items)
+    assert lines[0] == f"encoding {n} x 7 augmented views into {path}"
+    progress = [line for line in lines if line.startswith("view encoding: ")]
+    assert progress[0].startswith(f"view encoding: 8/{7 * n} views") and progress[-1].startswith(
+        f"view encoding: {7 * n}/{7 * n} views (100%)")
+    assert max(sizes) <= views.SEEN_PER_IMAGE * 8 and len(sizes) == 7 * n  # every cropped view is new
+
+
+def test_epoch_views_read_the_file_they_opened(subset, clip, tmp_path):
+    """A job reading epoch by epoch is not disturbed by another job replacing the file (atomic rename)."""
+    from coop.views import EpochViews, save_views
+
+    manifest, items, root = subset
+    path = tmp_path / "v.safetensors"
+    keys = {"subset": manifest["hash"]}
+    first = torch.randn(3, len(items), 8)
+    save_views(path, first, keys)
+    lazy = EpochViews(path, 2)
+    save_views(path, torch.zeros(4, len(items), 8), keys)  # replaced meanwhile
+    assert lazy.shape == (2, len(items), 8) and torch.equal(lazy[1], first[1])
+    with pytest.raises(IndexError):
+        lazy[2]
+    with pytest.raises(CacheError, match="holds 4 epochs, 5 needed"):
+        EpochViews(path, 5)
