@@ -33,10 +33,18 @@ class BenchConfig:
     model: str = TEXT_MODEL
     toy_model: str = "toy-rn"
     image_size: int | None = None   # None: the model's
+    # the whole job (coop.bench.whole_job): every seed of a cell, ours vs official, on a toy dataset
+    job_dataset: str = "toy_shapes"
+    job_shots: int = 4
+    job_epoch_scale: float = 1.0    # of the official schedule by shots (4 shots: 100 epochs)
+    job_test_per_class: int = 40
+    job_pretrained: str = "toyworld"
+    job_processes: bool = True      # also as processes (coop run / python -m coop.bench.official)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-QUICK = dict(measured_classes=(10, 100), reps=2, official_reps=1, fused_epochs=4, memory_classes=(5, 10))
+QUICK = dict(measured_classes=(10, 100), reps=2, official_reps=1, fused_epochs=4, memory_classes=(5, 10),
+             job_epoch_scale=0.25, job_test_per_class=10)
 
 
 def class_names(n: int) -> list[str]:

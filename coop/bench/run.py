@@ -25,6 +25,7 @@ from coop.bench.fused import fused_vs_separate, fused_vs_separate_runs
 from coop.bench.memory import activation_memory
 from coop.bench.step import cached_eval, coop_step, image_step, text_eval
 from coop.bench.table import format_table
+from coop.bench.whole_job import whole_job
 from coop.io import write_json
 
 
@@ -84,6 +85,9 @@ def run_bench(cfg: BenchConfig, out: str | Path | None = None, log=print) -> dic
              "loop_separate_s": loops["separate_s"], "loop_fused_s": loops["fused_s"],
              "loop_speedup": loops["speedup"]}
     log(f"fused seeds done ({time.perf_counter() - start:.0f} s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        job = whole_job(cfg, Path(tmp), log=log)
+    log(f"whole job done ({time.perf_counter() - start:.0f} s)")
     memory = activation_memory(model, tok, cfg)
     record = {
         "coop_step_speedup_10cls": steps[10]["speedup"] if 10 in steps else None,
@@ -92,6 +96,10 @@ def run_bench(cfg: BenchConfig, out: str | Path | None = None, log=print) -> dic
         "eval_speedup": evaluation["speedup"],
         "fused_seeds_speedup": fused["speedup"],
         "fused_training_loop_speedup": fused["loop_speedup"],
+        "whole_job_speedup": job["processes"]["speedup"] if "processes" in job else job["in_process"]["speedup"],
+        "whole_job_in_process_speedup": job["in_process"]["speedup"],
+        "coop_step_speedup_incl_views": job["per_step"]["speedup_incl_views"],
+        "whole_job": job,
         "steps": [steps[n] for n in cfg.step_classes], "evaluation": evaluation, "fused_seeds": fused,
         "activation_memory": memory,
         "peak_memory": peak_memory_mb(), "device": "cpu", "device_name": device_name("cpu"),
