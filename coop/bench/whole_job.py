@@ -166,3 +166,32 @@ def whole_job(cfg: BenchConfig, folder: Path, log=print) -> dict[str, Any]:
                             "speedup": sum(per_seed) / t_ours}
         log(f"whole job as processes: ours {t_ours:.1f} s, official {sum(per_seed):.1f} s")
     return rec
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m coop.bench.whole_job [--quick] [--threads N]`: the whole-job rows alone (JSON to --out)."""
+    import argparse
+    import tempfile
+
+    from coop.bench.common import QUICK
+    from coop.bench.table import whole_job_rows
+    from coop.io import write_json
+
+    p = argparse.ArgumentParser(prog="python -m coop.bench.whole_job", description="coop bench's whole job alone")
+    p.add_argument("--quick", action="store_true", help="a quarter of the epochs, 10 test images per class")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=None, help="also write the record as JSON")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = whole_job(BenchConfig(**(QUICK if a.quick else {})), Path(tmp))
+    rec["wall_seconds"] = round(time.perf_counter() - start, 1)
+    print("\n".join(["| measurement | official | ours | speedup |", "|---|---:|---:|---:|", *whole_job_rows(rec)]))
+    print(f"fairness: {rec['fairness']}; {rec['wall_seconds']} s in all")
+    if a.out:
+        write_json(a.out, rec)
+
+
+if __name__ == "__main__":
+    main()
