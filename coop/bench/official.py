@@ -100,7 +100,7 @@ def official_run(*, dataset: str, shots: int, seed: int, backbone: str, pretrain
     done = time.perf_counter()
     return {"seed": seed, "load_s": loaded - start, "train_s": trained - loaded, "eval_s": done - trained,
             "total_s": done - start, "steps": data.steps, "epochs": tcfg.epochs, "batch_size": tcfg.batch_size,
-            "accuracy": float((pred == labels).double().mean() * 100), "final_loss": history[-1],
+            "accuracy": round(float((pred == labels).double().mean() * 100), 4), "final_loss": history[-1],
             "ctx": clf.learner.ctx.detach().clone()}
 
 
