@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time our CoOp against the official formulation (CPU, random weights)")
     p.add_argument("--quick", action="store_true",
-                   help="fewer repetitions; 1000 classes scaled from 100 (under two minutes on 2 cores)")
+                   help="fewer repetitions; 1000 classes scaled from 100; the whole job at a quarter of the epochs (a few minutes on 2 cores)")
     p.add_argument("--out", default="results/bench/bench.json", help="the JSON record to write")
     p.set_defaults(func=cmd_bench)
 
