@@ -14,7 +14,7 @@ Each run job of the sweep (coop.sweep: the same run set and log paths as the wor
   cluster: see SLURM's log in .snakemake/slurm_logs/); the next `snakemake` reruns it;
 * missing: not started.
 
-Time left: for each job not done, the mean `job_seconds` of the finished jobs of the same method and shots
+Time left: for each job not done, the mean `job_seconds` of the jobs of the same method and shots that wrote runs
 ("measured"), else its method's declared Cost runtime ("declared"); less the elapsed time of a running SLURM
 job; summed, and divided by the jobs running at once (running SLURM jobs, else --parallel).
 """
@@ -154,9 +154,10 @@ def sweep_status(config_path: str | Path = "config/config.yaml", workdir: str | 
     for job in unique:
         metrics = [workdir / m for m in job.metrics(store.RESULTS)]
         done = [m for m in metrics if m.exists()]
+        if done:  # the job that wrote them ran this long (a fused job records its whole time in each seed's)
+            finished[job] = done
         if len(done) == len(metrics):
             statuses[job] = JobStatus(job, "done", len(done))
-            finished[job] = done
             continue
         values = [v for _, v in job.wildcards]
         submission = next((q for q in queue or [] if q.runs(job.rule, values)), None)
