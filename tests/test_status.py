@@ -3,16 +3,19 @@ the log named for each failed job, the SLURM queue and the time left. The expect
 workflow itself (`snakemake -n`), the expected log paths those written in workflow/rules/runs.smk's `log:`."""
 import copy
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
 from coop.slurm_queue import SlurmJob, parse_elapsed, parse_squeue
 from coop.status import log_error, sweep_status
 from coop.sweep import load_config, sweep_jobs
-from workflow_util import ROOT, TINY, snakemake
+from workflow_util import ROOT, TINY, snakemake, snakemake_command
 
 RUN_RULES = ("run_zeroshot", "run_fewshot")
 
@@ -151,3 +154,62 @@ def test_queued_jobs_are_listed(half_sweep):
     assert d["experiments"]["fewshot"]["queued"] == 2 and d["experiments"]["fewshot"]["running"] == 2
     assert d["experiments"]["fewshot"]["missing"] == 0 and d["time_left"]["parallelism"] == 1
     assert {j["slurm_job"] for j in d["jobs"] if j["state"] in ("queued", "running")} == {"7", "8"}
+
+
+# On the real SLURM cluster (one already running: slurm/cluster-up.sh; see tests/test_slurm.py), on request.
+SLURM_ENABLED = os.environ.get("COOP_TEST_SLURM") == "1"
+
+
+def _sinfo_ok() -> bool:
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(not SLURM_ENABLED, reason="runs jobs on a SLURM cluster: only on request, COOP_TEST_SLURM=1")
+def test_status_lists_the_sweeps_slurm_jobs(tmp_path):
+    if not shutil.which("squeue") or not _sinfo_ok():
+        pytest.skip("no running SLURM cluster here (start one with slurm/cluster-up.sh)")
+    work = tmp_path / "sweep"
+    work.mkdir()
+    cmd, env = snakemake_command(work, "--profile", "slurm", "--slurm-init-seconds-before-status-checks", "2",
+                                 config=HALF)
+    driver_log = tmp_path / "driver.log"
+    with open(driver_log, "w") as out:
+        driver = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    status_cmd = [sys.executable, "-m", "coop.cli", "status", "--configfile", str(work / "config.yaml"),
+                  "-d", str(work), "--json"]
+    seen, run_id = [], None
+    try:
+        deadline = time.time() + 900
+        while driver.poll() is None and time.time() < deadline:
+            if run_id is None and (m := re.search(r"SLURM run ID: (\S+)", driver_log.read_text())):
+                run_id = m.group(1)
+            if run_id:
+                d = json.loads(subprocess.run(status_cmd + ["--run-id", run_id], capture_output=True, text=True,
+                                              cwd=ROOT, check=True).stdout)
+                ids = set(subprocess.run(["squeue", "-h", "--name", run_id, "-o", "%i"], capture_output=True,
+                                         text=True).stdout.split())
+                in_queue = {j["slurm_job"] for j in d["jobs"] if j["state"] in ("queued", "running")}
+                if in_queue:
+                    seen.append((d, ids, in_queue))
+            time.sleep(2)
+        assert driver.wait(timeout=max(1, deadline - time.time())) == 0, driver_log.read_text()[-5000:]
+    finally:
+        if driver.poll() is None:
+            driver.terminate()
+            driver.wait(timeout=120)
+            if run_id:
+                subprocess.run(["scancel", "--name", run_id])
+    assert seen, "coop status never saw a run job queued or running on SLURM"
+    for d, ids, in_queue in seen:
+        # every run job status puts in the queue is a submission squeue listed at (nearly) the same moment
+        listed = {j["jobid"] for j in d["slurm"]}
+        assert in_queue <= listed and all(j["name"] == run_id for j in d["slurm"])
+        assert listed & ids or not ids
+        counts = d["experiments"]["fewshot"]
+        assert counts["queued"] + counts["running"] >= 1 and counts["total"] == 10
+    final = json.loads(subprocess.run(status_cmd, capture_output=True, text=True, cwd=ROOT, check=True).stdout)
+    assert final["experiments"]["fewshot"]["done"] == 10 and final["jobs"] == []
