@@ -219,16 +219,6 @@ def cmd_list(a: argparse.Namespace) -> None:
         print(f"method {m.name}: {m.description}{origin}")
 
 
-def cmd_status(a: argparse.Namespace) -> None:
-    from coop.status import main as status
-
-    try:
-        print(status(a.configfile, a.directory, as_json=a.json, parallel=a.parallel, run_id=a.run_id))
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coop", description="CoOp benchmark pipeline")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
@@ -364,15 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/bench/bench.json", help="the JSON record to write")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("status", help="a sweep's runs done / failed (with the log to read) / queued / missing, "
-                       "its SLURM jobs and the time left (coop/status.py)")
-    p.add_argument("--configfile", default="config/config.yaml", help="the workflow's config (as for snakemake)")
-    p.add_argument("-d", "--directory", default=".", help="the workflow's working directory (snakemake -d)")
-    p.add_argument("--parallel", type=int, default=1, help="jobs running at once, for the time left where SLURM "
-                   "shows none running (default 1)")
-    p.add_argument("--run-id", default=None, help="only the SLURM jobs of this run ID (\"SLURM run ID:\" in the driver's output)")
-    p.add_argument("--json", action="store_true", help="the status as JSON")
-    p.set_defaults(func=cmd_status)
+    from coop.status import add_subcommand
+
+    add_subcommand(sub)  # `coop status`: its options and logic live in coop/status.py
 
     p = sub.add_parser("list", help="known datasets and methods")
     p.set_defaults(func=cmd_list)

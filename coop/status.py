@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,3 +237,25 @@ def main(config: str, directory: str = ".", as_json: bool = False, parallel: int
          run_id: str | None = None) -> str:
     status = sweep_status(config, directory, parallel=parallel, run_id=run_id)
     return json.dumps(status.as_dict(), indent=2) if as_json else render(status)
+
+
+def _command(a) -> None:
+    try:
+        print(main(a.configfile, a.directory, as_json=a.json, parallel=a.parallel, run_id=a.run_id))
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def add_subcommand(sub) -> None:
+    """Register `coop status` on the CLI's subparsers."""
+    p = sub.add_parser("status", help="a sweep's runs done / failed (with the log to read) / queued / missing, "
+                       "its SLURM jobs and the time left")
+    p.add_argument("--configfile", default="config/config.yaml", help="the workflow's config (as for snakemake)")
+    p.add_argument("-d", "--directory", default=".", help="the workflow's working directory (snakemake -d)")
+    p.add_argument("--parallel", type=int, default=1,
+                   help="jobs running at once, for the time left where SLURM shows none running (default 1)")
+    p.add_argument("--run-id", default=None,
+                   help="only the SLURM jobs of this run ID (\"SLURM run ID:\" in the driver's output)")
+    p.add_argument("--json", action="store_true", help="the status as JSON")
+    p.set_defaults(func=_command)
