@@ -2,8 +2,9 @@
 
 snakemake-executor-plugin-slurm names every submission by the workflow run's ID ("SLURM run ID: ..." in the
 driver's output) and writes `rule_<rule>_wildcards_<values joined by _, / as _>` into its comment; a group
-submission's comment is `rule_<group>_<rules>_wildcards_<its first job's values>`, so only that job of a group
-is known by name (the others are counted with the submission).
+submission's comment is `rule_<group>_<rules>` without wildcards: its jobs are known only once it runs, from
+its SLURM log (.snakemake/slurm_logs/group_<group>_<rules>/<jobid>.log), where the Snakemake inside it
+announces each job as it starts it, with the job's `log:` path.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 FORMAT = "%i|%j|%T|%M|%k"   # job id, name (the run ID), state, elapsed, comment
 
@@ -27,11 +29,14 @@ class SlurmJob:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def is_group(self) -> bool:
+        return "_wildcards_" not in self.comment
+
     def runs(self, rule: str, values: list[str]) -> bool:
-        """Whether this submission is (or starts with) the job of `rule` with these wildcard values."""
+        """Whether this (single-job) submission is the job of `rule` with these wildcard values."""
         wildcards = "_".join(values).replace("/", "_")
-        return self.comment == f"rule_{rule}_wildcards_{wildcards}" or \
-            self.comment.endswith(f"_{rule}_wildcards_{wildcards}")
+        return self.comment == f"rule_{rule}_wildcards_{wildcards}"
 
 
 def parse_elapsed(text: str) -> float:
@@ -79,3 +84,25 @@ def describe(job: SlurmJob) -> str:
     """rule (or group and rules) and wildcards of a submission, for the table."""
     m = RULE.match(job.comment)
     return f"{m['rule']} {m['wildcards'] or ''}".strip() if m else job.comment
+
+
+LOG_LINE = re.compile(r"^\s*log: (.+?)\s*$")
+
+
+def group_logs(job: SlurmJob, workdir: str | Path = ".") -> set[str]:
+    """The `log:` paths of the jobs that a group submission has started so far, from its SLURM log (empty
+    while it is pending, or where the log is not found)."""
+    logdir = Path(workdir) / ".snakemake" / "slurm_logs"
+    candidates = [logdir / ("group_" + job.comment[len("rule_"):]) / f"{job.jobid}.log"]
+    found = [c for c in candidates if c.exists()] or (sorted(logdir.rglob(f"{job.jobid}.log"))
+                                                      if logdir.is_dir() else [])
+    logs: set[str] = set()
+    for path in found[:1]:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if m := LOG_LINE.match(line):
+                logs |= {p.strip() for p in m.group(1).split(",")}
+    return logs

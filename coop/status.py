@@ -4,7 +4,8 @@ Each run job of the sweep (coop.sweep: the same run set and log paths as the wor
 
 * done: every metrics.json it makes exists (a run is complete exactly when its metrics.json is there,
   coop.store); runs of a fused job that are already done count as done whatever the job's state;
-* queued / running: SLURM lists it (`squeue`: the job's rule and wildcards in the submission's comment);
+* queued / running: SLURM lists it (`squeue`: the job's rule and wildcards in the submission's comment; a
+  packed group submission names no jobs: those it has started are read from its SLURM log, coop.slurm_queue);
 * failed: its log (results/logs/runs/..., the `log:` of workflow/rules/runs.smk) ends in an error: a Python
   traceback, or the one-line `error: ...` of the coop command. The log is rewritten when the job starts
   again, so a rerun that is under way is not "failed". (Snakemake's own records are not read: it keeps
@@ -30,7 +31,7 @@ from typing import Any
 
 from coop import store
 from coop.progress import format_seconds
-from coop.slurm_queue import SlurmJob, describe, queued_jobs
+from coop.slurm_queue import SlurmJob, describe, group_logs, queued_jobs
 from coop.sweep import Job, load_config, sweep_jobs
 
 STATES = ("done", "running", "queued", "failed", "started", "missing")
@@ -150,6 +151,7 @@ def sweep_status(config_path: str | Path = "config/config.yaml", workdir: str | 
     by_exp = sweep_jobs(config, store.RESULTS)
     queue = queued_jobs(run_id) if slurm is True else (slurm or None)
     unique = {j: None for jobs in by_exp.values() for j in jobs}
+    members = {q.jobid: group_logs(q, workdir) if q.is_group else set() for q in queue or []}
     finished: dict[Job, list[Path]] = {}
     statuses: dict[Job, JobStatus] = {}
     for job in unique:
@@ -161,7 +163,8 @@ def sweep_status(config_path: str | Path = "config/config.yaml", workdir: str | 
             statuses[job] = JobStatus(job, "done", len(done))
             continue
         values = [v for _, v in job.wildcards]
-        submission = next((q for q in queue or [] if q.runs(job.rule, values)), None)
+        submission = next((q for q in queue or [] if q.runs(job.rule, values) or job.log in members[q.jobid]),
+                          None)
         error = None
         if submission:
             state = "running" if submission.state in ("RUNNING", "COMPLETING") else "queued"

@@ -72,14 +72,14 @@ def test_log_error_finds_the_last_error(tmp_path):
 def test_squeue_rows_and_comments():
     # the comment format of snakemake-executor-plugin-slurm: rule_<rule>_wildcards_<values joined by _>
     text = ("101|run-1|RUNNING|1:02:03|rule_run_fewshot_wildcards_toy_shapes_toy-rn_coop_end_m4_2\n"
-            "102|run-1|PENDING|0:00|rule_short_runs_run_fewshot_wildcards_toy_shapes_toy-rn_linear_probe_default_1\n"
+            "102|run-1|PENDING|0:00|rule_short_runs_run_fewshot\n"
             "103|other|RUNNING|5:00|(null)\n")
     jobs = parse_squeue(text)
     assert [j.jobid for j in jobs] == ["101", "102"] and jobs[0].elapsed == 3723.0
     assert jobs[0].runs("run_fewshot", ["toy_shapes", "toy-rn", "coop", "end_m4", "2"])
     assert not jobs[0].runs("run_fewshot", ["toy_shapes", "toy-rn", "coop", "end_m4", "1"])
     assert not jobs[0].runs("run_fewshot", ["shapes", "toy-rn", "coop", "end_m4", "2"])
-    assert jobs[1].runs("run_fewshot", ["toy_shapes", "toy-rn", "linear_probe", "default", "1"])
+    assert jobs[1].is_group and not jobs[0].is_group  # a group submission names no wildcards
     assert parse_elapsed("1-00:00:10") == 86410.0 and parse_elapsed("45") == 45.0
 
 
@@ -148,9 +148,16 @@ def test_cli_table_and_json(half_sweep):
 def test_queued_jobs_are_listed(half_sweep):
     queue = [SlurmJob("7", "run-x", "PENDING", 0.0,
                       "rule_run_fewshot_wildcards_toy_shapes_toy-rn_coop_end_m4_2"),
-             SlurmJob("8", "run-x", "RUNNING", 30.0,
-                      "rule_short_runs_run_fewshot_wildcards_toy_shapes_toy-rn_linear_probe_default_2")]
-    d = sweep_status(half_sweep / "config.yaml", half_sweep, slurm=queue).as_dict()
+             SlurmJob("8", "run-x", "RUNNING", 30.0, "rule_short_runs_run_fewshot")]
+    # a running group submission: the Snakemake inside it announces each job it starts, with its log
+    slurm_log = half_sweep / ".snakemake/slurm_logs/group_short_runs_run_fewshot/8.log"
+    slurm_log.parent.mkdir(parents=True)
+    slurm_log.write_text("localrule run_fewshot:\n    log: results/logs/runs/toy_shapes/toy-rn/linear_probe/"
+                         "default/shots2.log\n    jobid: 0\n")
+    try:
+        d = sweep_status(half_sweep / "config.yaml", half_sweep, slurm=queue).as_dict()
+    finally:
+        shutil.rmtree(half_sweep / ".snakemake/slurm_logs")
     assert d["experiments"]["fewshot"]["queued"] == 2 and d["experiments"]["fewshot"]["running"] == 2
     assert d["experiments"]["fewshot"]["missing"] == 0 and d["time_left"]["parallelism"] == 1
     assert {j["slurm_job"] for j in d["jobs"] if j["state"] in ("queued", "running")} == {"7", "8"}
