@@ -163,18 +163,19 @@ def sweep_status(config_path: str | Path = "config/config.yaml", workdir: str | 
             statuses[job] = JobStatus(job, "done", len(done))
             continue
         values = [v for _, v in job.wildcards]
-        submission = next((q for q in queue or [] if q.runs(job.rule, values) or job.log in members[q.jobid]),
-                          None)
-        error = None
+        error = log_error(workdir / job.log)
+        submission = next((q for q in queue or [] if q.runs(job.rule, values)), None)
+        if submission is None and error is None:  # a group member that failed stays failed while its group runs
+            submission = next((q for q in queue or [] if job.log in members[q.jobid]), None)
         if submission:
             state = "running" if submission.state in ("RUNNING", "COMPLETING") else "queued"
-        elif (error := log_error(workdir / job.log)) is not None:
+        elif error is not None:
             state = "failed"
         elif (workdir / job.log).exists():
             state = "started"
         else:
             state = "missing"
-        statuses[job] = JobStatus(job, state, len(done), error, submission)
+        statuses[job] = JobStatus(job, state, len(done), error if state == "failed" else None, submission)
     measured = _measured(finished)
     for job, s in statuses.items():
         if s.state == "done":
@@ -186,7 +187,7 @@ def sweep_status(config_path: str | Path = "config/config.yaml", workdir: str | 
             s.seconds_left, s.estimate = _declared_seconds(job), "declared"
         left_share = (len(job.cells) - s.done_runs) / len(job.cells)
         s.seconds_left *= left_share
-        if s.slurm and s.state == "running":
+        if s.slurm and s.state == "running" and not s.slurm.is_group:  # a group's time covers its other jobs
             s.seconds_left = max(0.0, s.seconds_left - s.slurm.elapsed)
     return SweepStatus(workdir, str(config_path), {n: [statuses[j] for j in jobs] for n, jobs in by_exp.items()},
                        queue, parallel, measured)
