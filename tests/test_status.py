@@ -218,5 +218,8 @@ def test_status_lists_the_sweeps_slurm_jobs(tmp_path):
         assert listed & ids or not ids
         counts = d["experiments"]["fewshot"]
         assert counts["queued"] + counts["running"] >= 1 and counts["total"] == 10
+    states = sorted({(j["state"], j["wildcards"].get("method"), j["wildcards"].get("shots"), j["slurm_job"])
+                     for d, _, _ in seen for j in d["jobs"] if j["slurm_job"]}, key=str)
+    print(f"coop status polled {len(seen)} times with run jobs on SLURM: {states}")
     final = json.loads(subprocess.run(status_cmd, capture_output=True, text=True, cwd=ROOT, check=True).stdout)
     assert final["experiments"]["fewshot"]["done"] == 10 and final["jobs"] == []
