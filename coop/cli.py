@@ -1,4 +1,4 @@
-"""`coop` command line: run | data | features | report | bench | list."""
+"""`coop` command line: run | data | features | report | bench | status | list."""
 from __future__ import annotations
 
 import argparse
@@ -356,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fewer repetitions; 1000 classes scaled from 100; the whole job at a quarter of the epochs (a few minutes on 2 cores)")
     p.add_argument("--out", default="results/bench/bench.json", help="the JSON record to write")
     p.set_defaults(func=cmd_bench)
+
+    from coop.status import add_subcommand
+
+    add_subcommand(sub)  # `coop status`: its options and logic live in coop/status.py
 
     p = sub.add_parser("list", help="known datasets and methods")
     p.set_defaults(func=cmd_list)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from coop.data.toyworld import TOY_DATASETS, make_caption, sample_image
 from coop.models.checkpoint import compact_metadata, save_compact, seeded_model, state_fingerprint
 from coop.models.transforms import Preprocess, as_preprocess
+from coop.progress import Progress
 
 # The pretraining pool: which toy renderings the captions describe, and how often.
 DEFAULT_MIX = {"toy_shapes": 0.45, "toy_textures": 0.2, "toy_flowers": 0.2, "toy_shapes_sketch": 0.1,
@@ -105,8 +105,9 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print,
     loss_fn = ClipLoss()
     torch.manual_seed(cfg.seed)  # the toy CLIPs have no random layers (no dropout); seeded all the same
     model.train()
-    losses, fingerprint, start = [], "", time.time()
+    losses, fingerprint = [], ""
     stop = cfg.steps if until is None else min(until, cfg.steps)
+    progress = Progress(f"pretraining {cfg.model}", total=stop, unit="steps", log=log)
     for step in range(stop):
         for g in optimizer.param_groups:
             g["lr"] = g["base_lr"] * lr_factor(step, cfg)
@@ -123,8 +124,11 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print,
         losses.append(float(loss.detach()))
         if step + 1 == FINGERPRINT_STEP:
             fingerprint = state_fingerprint(model.state_dict())
-        if step == 0 or (step + 1) % max(1, cfg.steps // 20) == 0 or step + 1 == stop:
-            log(f"step {step + 1}/{cfg.steps} loss {losses[-1]:.4f} ({time.time() - start:.0f} s)")
+        if step + 1 < stop:
+            progress.update(1, extra=f"loss {losses[-1]:.4f}")
+    if stop:
+        progress.count = stop
+        progress.done(extra=f"step {stop}/{cfg.steps}, final loss {losses[-1]:.4f}")
     return model.eval(), losses, fingerprint
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coop.io import atomic_path, torch_load_reason
+from coop.progress import Progress
 from coop.schedule import epochs_for_shots, resolve_epochs  # noqa: F401 - the schedule, read here
 
 from coop.defaults import PRECISIONS  # noqa: E402
@@ -82,6 +83,11 @@ def lr_at_epoch(epoch: int, cfg: TrainConfig) -> float:
     return 0.5 * cfg.lr * (1 + math.cos(math.pi * e / cfg.epochs))
 
 
+def n_batches(n: int, batch_size: int) -> int:
+    """How many batches `_batches` makes of `n` items (the same drop_last rule)."""
+    return n // batch_size if n >= batch_size else (1 if n else 0)
+
+
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
     order = torch.randperm(n, generator=generator)
     # The official loader drops the last incomplete batch only when there is at least one full batch.
@@ -137,6 +143,8 @@ def fit(model: nn.Module, params: list[nn.Parameter], dataset: torch.utils.data.
     history: list[float] = []
     start = _resume(checkpoint, cfg, optimizer, scaler, generator, history, log) if checkpoint else 0
     every = (checkpoint.every or max(1, cfg.epochs // 10)) if checkpoint else 0
+    per_epoch = n_batches(len(dataset), cfg.batch_size)
+    progress = _progress(per_epoch * (cfg.epochs - start), log)
     for epoch in range(start, cfg.epochs):
         for group in optimizer.param_groups:
             group["lr"] = lr_at_epoch(epoch, cfg)
@@ -154,9 +162,19 @@ def fit(model: nn.Module, params: list[nn.Parameter], dataset: torch.utils.data.
             scaler.update()
             total += loss.item() * len(idx)
             count += len(idx)
+            if progress:
+                progress.update(1, extra=f"epoch {epoch + 1}/{cfg.epochs}, batch loss {loss.item():.4f}")
         history.append(total / max(count, 1))
         _end_epoch(epoch, cfg, history, log, checkpoint, every, optimizer, scaler, generator)
+    if progress and start < cfg.epochs:
+        progress.done(extra=f"final loss {history[-1]:.4f}")
     return history
+
+
+def _progress(total_steps: int, log) -> Progress | None:
+    """Rate and ETA of a training loop in optimizer steps (steady in time however long an epoch is); None
+    without a log."""
+    return Progress("training", total=total_steps, unit="steps", log=log) if log else None
 
 
 def _check_finite(loss: torch.Tensor, epoch: int, cfg: TrainConfig) -> None:
@@ -208,7 +226,13 @@ def fit_seeds(losses: Callable[[list[int], list[torch.Tensor], list[torch.Tensor
     starts = [_resume(s.checkpoint, cfg, opt, scaler, s.generator, h, s.log) if s.checkpoint else 0
               for s, opt, h in zip(seeds, optimizers, histories)]
     every = [(s.checkpoint.every or max(1, cfg.epochs // 10)) if s.checkpoint else 0 for s in seeds]
-    for epoch in range(min(starts, default=cfg.epochs), cfg.epochs):
+    first = min(starts, default=cfg.epochs)
+    # one line for the fused loop (its seeds share the job's log): a step trains every seed that has a batch
+    sizes = [n_batches(len(s.dataset), cfg.batch_size) for s in seeds]
+    steps = sum(max((sizes[k] for k in range(len(seeds)) if starts[k] <= e), default=0)
+                for e in range(first, cfg.epochs))
+    progress = _progress(steps, seeds[0].log if seeds else None)
+    for epoch in range(first, cfg.epochs):
         active = [k for k in range(len(seeds)) if starts[k] <= epoch]
         orders = {}
         for k in active:
@@ -233,10 +257,16 @@ def fit_seeds(losses: Callable[[list[int], list[torch.Tensor], list[torch.Tensor
             for k, loss, b in zip(now, step_losses, batches):
                 totals[k] += loss.item() * len(b[1])
                 counts[k] += len(b[1])
+            if progress:
+                mean = sum(loss.item() for loss in step_losses) / len(step_losses)
+                progress.update(1, extra=f"epoch {epoch + 1}/{cfg.epochs}, {len(now)} seeds, "
+                                f"mean batch loss {mean:.4f}")
         for k in active:
             histories[k].append(totals[k] / max(counts[k], 1))
             _end_epoch(epoch, cfg, histories[k], seeds[k].log, seeds[k].checkpoint, every[k], optimizers[k],
                        scaler, seeds[k].generator)
+    if progress and steps:
+        progress.done(extra=f"{len(seeds)} seeds")
     return histories
 
 

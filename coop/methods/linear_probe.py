@@ -10,6 +10,7 @@ from coop import protocol
 from coop.data.datasets import Item
 from coop.methods.base import MethodResult, RunContext
 from coop.methods.registry import Cost, Method, MethodError, register
+from coop.progress import Progress
 
 C_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 
@@ -40,17 +41,26 @@ def _val_acc(clf, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def search_c(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
-             max_iter: int = 1000, steps: int = 8) -> tuple[float, list[tuple[float, float]]]:
+             max_iter: int = 1000, steps: int = 8, log=None) -> tuple[float, list[tuple[float, float]]]:
     """Pick C by validation accuracy: the grid, then `steps` of bisection in log10 space around its best.
 
     Only train and val data come in, so the choice can never see test labels. Returns (C, [(C, acc), ...]).
+    With `log`, progress lines (fits done of len(C_GRID) + 2 * steps, rate, ETA) at a steady interval.
     """
-    tried = [(c, _val_acc(_fit(train_x, train_y, c, max_iter), val_x, val_y)) for c in C_GRID]
+    progress = Progress("linear probe C search", total=len(C_GRID) + 2 * steps, unit="fits", log=log) if log else None
+
+    def acc_of(c: float) -> float:
+        acc = _val_acc(_fit(train_x, train_y, c, max_iter), val_x, val_y)
+        if progress:
+            progress.update(1, extra=f"C = {c:.3g}: val acc {100 * acc:.1f}%")
+        return acc
+
+    tried = [(c, acc_of(c)) for c in C_GRID]
     best_c, best_acc = max(tried, key=lambda t: t[1])  # ties keep the first (largest C) in grid order
     lo, hi = np.log10(best_c) - 1, np.log10(best_c) + 1
     for _ in range(steps):
-        acc_lo = _val_acc(_fit(train_x, train_y, 10 ** lo, max_iter), val_x, val_y)
-        acc_hi = _val_acc(_fit(train_x, train_y, 10 ** hi, max_iter), val_x, val_y)
+        acc_lo = acc_of(10 ** lo)
+        acc_hi = acc_of(10 ** hi)
         tried += [(10 ** lo, acc_lo), (10 ** hi, acc_hi)]
         mid = (lo + hi) / 2
         if acc_lo < acc_hi:
@@ -59,6 +69,8 @@ def search_c(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y:
             hi, end, acc = mid, lo, acc_lo
         if acc > best_acc:
             best_c, best_acc = 10 ** end, acc
+    if progress:
+        progress.done(extra=f"best C = {best_c:.3g}: val acc {100 * best_acc:.1f}%")
     return float(best_c), tried
 
 
@@ -106,7 +118,7 @@ def _probe(ctx: RunContext, cfg: LinearProbeConfig) -> MethodResult:
     if cfg.C is not None:
         c, tried = cfg.C, []
     else:
-        c, tried = search_c(train_x, train_y, val_x, val_y, cfg.max_iter, cfg.search_steps)
+        c, tried = search_c(train_x, train_y, val_x, val_y, cfg.max_iter, cfg.search_steps, log=ctx.log)
     ctx.log(f"linear probe: C = {c:.3g} after {len(tried)} fits on {len(train_y)} train / {len(val_y)} val images")
     clf = _fit(train_x, train_y, c, cfg.max_iter)
     weights = {"coef": clf.coef_, "intercept": clf.intercept_, "classes": clf.classes_.astype(np.int64)}

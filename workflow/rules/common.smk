@@ -8,7 +8,7 @@ import re
 import shlex
 
 import coop
-from coop import store
+from coop import store, sweep
 from coop.config import build_config
 from coop.data.datasets import check_dataset_on_disk, get_dataset, register_datasets, split_path, zhou_split_file
 from coop.data.shots_check import check_shots
@@ -94,17 +94,14 @@ _check_config()
 
 
 def experiment_cells(exp):
-    """(dataset, backbone, method, variant, shots, seed) of every run an experiment needs."""
-    for dataset in exp["datasets"]:
-        for backbone in exp["backbones"]:
-            for run in exp["runs"].values():
-                method, variant = run.split("/")
-                if get_method(method).few_shot:
-                    for shots in exp["shots"]:
-                        for seed in SEEDS:
-                            yield dataset, backbone, method, variant, shots, seed
-                else:
-                    yield dataset, backbone, method, variant, 0, 0
+    """(dataset, backbone, method, variant, shots, seed) of every run an experiment needs (coop.sweep, which
+    `coop status` reads too)."""
+    return sweep.experiment_cells(exp, SEEDS)
+
+
+def run_log(shots, seed=None):
+    """A run job's log pattern (coop.sweep.run_log): per cell, or per seed ("{seed}")."""
+    return sweep.run_log(R, "{dataset}", "{backbone}", "{method}", "{variant}", shots, seed)
 
 
 def run_file(dataset, backbone, method, variant, shots, seed, name=store.METRICS):

@@ -25,7 +25,7 @@ rule run_zeroshot:
     conda:
         "../../environment.yml"
     log:
-        "results/logs/runs/{dataset}/{backbone}/{method}/{variant}/shots0.log",
+        run_log(0),
     benchmark:
         "results/benchmarks/runs/{dataset}/{backbone}/{method}/{variant}/shots0.tsv"
     shell:
@@ -62,8 +62,7 @@ rule run_fewshot:
     conda:
         "../../environment.yml"
     log:
-        "results/logs/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}"
-        + ("" if FUSE_SEEDS else "_seed{seed}") + ".log",
+        run_log("{shots}", None if FUSE_SEEDS else "{seed}"),
     benchmark:
         "results/benchmarks/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}"
         + ("" if FUSE_SEEDS else "_seed{seed}") + ".tsv"
