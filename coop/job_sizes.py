@@ -21,7 +21,7 @@ from coop.config import build_config
 from coop.data.datasets import get_dataset
 from coop.data.sizes import DataShape, data_shape
 from coop.methods.registry import get_method
-from coop.resources import (DEVICES, MIN_MINUTES, TIME_MARGIN, Request, ResourceError, RunWork, attempt_runtime, backbone_shape,
+from coop.resources import (DEVICES, MIN_MINUTES, PROMPT_TOKENS, TIME_MARGIN, Request, ResourceError, RunWork, attempt_runtime, backbone_shape,
                             feature_request, interpret_request, run_request, seed_groups, transfer_request)
 from coop.retry import first_mem_mb, retry_mem_mb
 from coop.schedule import resolve_epochs
@@ -34,9 +34,9 @@ UNKNOWN = DataShape(1000, 1281167, 0, 50000, None, "unknown: sized as ImageNet")
 class JobSizes:
     """Requests of every GPU job of one workflow config."""
 
-    def __init__(self, config: Mapping[str, Any]):
+    def __init__(self, config: Mapping[str, Any], device=None):
         cluster = config.get("cluster") or {}
-        self.device = DEVICES[cluster.get("device", "gpu")]
+        self.device = device or DEVICES[cluster.get("device", "gpu")]  # a Device: e.g. one measured here
         self.max_runtime = cluster.get("max_runtime")
         self.max_mem_mb = cluster.get("max_mem_mb")
         self.mem_scale = float(cluster.get("mem_scale", 1.0))
@@ -67,7 +67,8 @@ class JobSizes:
                        epochs=epochs if shots and info.cost.step != "none" else 0, test=shape.test,
                        batch_size=getattr(cfg, "batch_size", 32), step=info.cost.step,
                        views=info.cost.views and info.needs_images, distinct_views=2 if crop_min >= 1 else epochs,
-                       templates=info.cost.prompts_per_class)
+                       templates=info.cost.prompts_per_class,
+                       prompt_tokens=getattr(cfg, "n_ctx", 16) + PROMPT_TOKENS - 16)
 
     # --- first-attempt requests
     @functools.lru_cache(maxsize=None)

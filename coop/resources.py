@@ -40,7 +40,8 @@ TIME_MARGIN = 1.5       # runtime asked = modelled x this (then whole minutes, a
 MIN_MINUTES = 5
 VIEW_BATCH = 256        # images encoded at once when views are built (coop.views) and features extracted
 DECODED_IMAGE_MB = 0.6  # a decoded full-size photo (ImageNet averages about 400 x 350 x 3 bytes) with PIL overhead
-PROMPT_TOKENS = 32      # tokens the cut text encoder runs per prompt (SOS, 16 context, name, EOT; coop.models.text)
+PROMPT_TOKENS = 22      # tokens the cut text encoder runs per CoOp prompt: SOS, M = 16 context, the class name
+                        # (about 3 BPE tokens), ".", EOT (coop.models.text stops at the longest EOT)
 ACTIVATION_FLOATS = 24  # floats that one token saves per transformer layer and width unit for the backward pass
 PROBE_FITS = 23         # the linear probe's C search: 7 grid values + 2 x 8 bisection steps (coop.methods.linear_probe)
 PROBE_ITERATIONS = 300  # L-BFGS iterations per fit, typical (the cap is 1000)
@@ -54,10 +55,12 @@ class Device:
     base_mb: float        # host memory of a process that imported torch and open_clip (and made a CUDA context)
     startup_s: float      # imports, model load, data listing: the fixed cost of a job
     gpu_base_mb: float    # GPU memory of the context and allocator before any tensor
+    prep_s: float         # seconds of decoding and transforming one image (or augmenting one view) on the host
 
 
-GPU = Device("gpu", flops=30e12, base_mb=3000, startup_s=60, gpu_base_mb=1000)
-CPU = Device("cpu", flops=2e10, base_mb=700, startup_s=10, gpu_base_mb=0)
+# prep_s: a full-size JPEG decoded, resized and cropped by PIL on one core, about 4 ms.
+GPU = Device("gpu", flops=30e12, base_mb=3000, startup_s=60, gpu_base_mb=1000, prep_s=0.004)
+CPU = Device("cpu", flops=2e10, base_mb=700, startup_s=10, gpu_base_mb=0, prep_s=0.004)
 DEVICES = {d.name: d for d in (GPU, CPU)}
 
 
@@ -175,7 +178,8 @@ def feature_request(b: BackboneShape, images: int, device: Device = GPU,
     feats = images * b.dim * F32
     host = b.params * F32 + _image_batch_bytes(b, decoded_mb) + 2 * feats  # the list of batches, then the array
     gpu = b.params * F32 + VIEW_BATCH * 3 * b.image_size ** 2 * F32 * 8    # the tower's activations, no grad
-    return _request(device, images * b.image_flops / device.flops, host, gpu, feats)
+    seconds = images * (b.image_flops / device.flops + device.prep_s)
+    return _request(device, seconds, host, gpu, feats)
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,7 @@ class RunWork:
     views: bool = True           # reads the augmented-view cache
     distinct_views: int = 2      # views per image worth encoding: 2 (flips) with crop_min 1.0, else epochs
     templates: int = 1           # prompts per class encoded once (zero-shot: 1; the ensemble: 7 or 8)
+    prompt_tokens: int = PROMPT_TOKENS  # tokens per learned prompt (M + 6)
 
 
 def run_request(b: BackboneShape, w: RunWork, device: Device = GPU,
@@ -202,20 +207,23 @@ def run_request(b: BackboneShape, w: RunWork, device: Device = GPU,
     logits = w.test * w.classes * 8                          # float64 scores for the metrics
     host = b.params * F32 + test_feats + 2 * logits
     gpu = b.params * F32 + w.classes * w.templates * b.dim * F32
-    flops = b.text_flops(w.classes * w.templates)            # class text features, once
+    flops = b.text_flops(w.classes * w.templates, 12)        # class text features of hand-made prompts, once
     disk = w.seeds * w.test * 8                              # predictions and metrics
+    prep = 0.0                                                # host seconds preparing images
     if w.views and n:
         encodes = n * min(w.distinct_views, w.epochs)
         flops += w.seeds * encodes * b.image_flops
+        prep += w.seeds * n * (w.epochs + 1) * device.prep_s  # decoded once, augmented every epoch
         build = _image_batch_bytes(b, decoded_mb) + VIEW_BATCH * w.epochs * b.dim * F32 + n * 2 * b.dim * F32
         train = w.seeds * 2 * n * b.dim * F32                 # one epoch of every seed's views, and the next
         host += max(build, train)
         disk += w.seeds * w.epochs * n * b.dim * F32
     if w.step == "text_encoder":                              # CoOp: every class prompt through the text tower
-        flops += w.seeds * steps * 3 * b.text_flops(w.classes)
-        gpu += w.seeds * w.classes * PROMPT_TOKENS * b.text_width * b.text_layers * ACTIVATION_FLOATS * F32
+        flops += w.seeds * steps * 3 * b.text_flops(w.classes, w.prompt_tokens)
+        gpu += w.seeds * w.classes * w.prompt_tokens * b.text_width * b.text_layers * ACTIVATION_FLOATS * F32
     elif w.step == "image_encoder":                           # fine-tune the image tower on augmented batches
         flops += w.seeds * steps * 3 * w.batch_size * b.image_flops
+        prep += w.seeds * steps * w.batch_size * device.prep_s
         host += _image_batch_bytes(b, decoded_mb) / VIEW_BATCH * w.batch_size * 4  # loader prefetch
         gpu += w.seeds * 4 * b.vision_params * F32 + w.batch_size * b.image_flops / 100
         disk += w.seeds * 3 * b.vision_params * F32           # its checkpoint: weights and optimiser state
@@ -226,9 +234,8 @@ def run_request(b: BackboneShape, w: RunWork, device: Device = GPU,
         fit = PROBE_ITERATIONS * 4 * n * b.dim * w.classes
         seconds_cpu = w.seeds * PROBE_FITS * (fit + val * b.dim * w.classes * 2) / CPU_PROBE_FLOPS
         host += (n + val) * b.dim * 8 * 3 + w.classes * b.dim * 8 * 20   # float64 copies, L-BFGS history
-        req = _request(device, flops / device.flops + seconds_cpu, host, gpu, disk)
-        return req
-    return _request(device, flops / device.flops, host, gpu, disk)
+        return _request(device, flops / device.flops + prep + seconds_cpu, host, gpu, disk)
+    return _request(device, flops / device.flops + prep, host, gpu, disk)
 
 
 def transfer_request(b: BackboneShape, classes: int, test_images: int, runs: int, device: Device = GPU) -> Request:

@@ -32,7 +32,7 @@ def test_feature_request_by_the_equations():
     b = _vit()
     gpu = r.GPU
     images = 50_000
-    seconds = images * (2 * 12 * 768 ** 2 * 12 * 197) / gpu.flops
+    seconds = images * ((2 * 12 * 768 ** 2 * 12 * 197) / gpu.flops + gpu.prep_s)  # encode + decode/transform
     minutes = (gpu.startup_s + seconds) / 60
     params = 12 * 512 ** 2 * 12 + (49408 + 77) * 512 + 12 * 768 ** 2 * 12 + 3 * 16 ** 2 * 768
     batch = 256 * (0.6 * 2 ** 20 + 3 * 224 ** 2 * 4)
@@ -49,10 +49,13 @@ def test_coop_run_request_by_the_equations():
     w = RunWork(classes=1000, shots=16, seeds=3, epochs=50, test=50_000)
     n = 16_000
     steps = 50 * math.ceil(n / 32)
-    text = lambda prompts: 2 * 12 * 512 ** 2 * 12 * prompts * 32  # noqa: E731
-    flops = text(1000) + 3 * n * 2 * b.image_flops + 3 * steps * 3 * text(1000)
+    text = lambda prompts, tokens: 2 * 12 * 512 ** 2 * 12 * prompts * tokens  # noqa: E731
+    # class names once (12-token hand-made prompts), each seed's views (2 flips), 3 seeds' steps (fwd + bwd) over
+    # 1,000 prompts of 22 tokens (M = 16 + SOS, name, ".", EOT)
+    flops = text(1000, 12) + 3 * n * 2 * b.image_flops + 3 * steps * 3 * text(1000, 22)
     req = r.run_request(b, w, gpu)
-    assert req.minutes == pytest.approx((gpu.startup_s + flops / gpu.flops) / 60)
+    prep = 3 * n * 51 * gpu.prep_s  # each seed's images decoded once and augmented in each of the 50 epochs
+    assert req.minutes == pytest.approx((gpu.startup_s + flops / gpu.flops + prep) / 60)
     # views on disk: every seed's 50 epochs x 16,000 x 512 float32, plus 8 bytes per test image and seed
     disk = 3 * 50 * n * 512 * 4 + 3 * 50_000 * 8
     assert req.disk_mb == math.ceil(disk / 2 ** 20 * 1.3)
@@ -129,3 +132,24 @@ def test_a_seed_above_max_runtime_stops_before_anything_is_submitted(tmp_path):
     assert "experiments.fewshot: rule run_fewshot, job imagenet/rn50/coop/m16 at 16 shots, one seed" in msg, msg
     assert "above cluster.max_runtime = 60 min" in msg and "Raise cluster.max_runtime" in msg
     assert not (tmp_path / "work" / "results").exists()
+
+
+@pytest.mark.e2e
+def test_scale_benchmark_requests_cover_the_measured_peaks(tmp_path):
+    """The scale benchmark at a small size (the README's table is the ImageNet-shaped run): the workflow's jobs
+    ran, and each memory request covers the job's measured peak within 2x (the model's promise)."""
+    import argparse
+
+    from coop import bench_scale
+
+    a = argparse.Namespace(classes=20, shots=2, test_per_class=2, epochs=1, batch_size=64, seeds=[1, 2], threads=1,
+                           dir=str(tmp_path / "scale"), keep=True, out=None)
+    rec = bench_scale.run(a)
+    jobs = {r["job"]: r for r in rec["jobs"]}
+    assert set(jobs) == {"test_features", "run_zeroshot", "run_fewshot (CoOp, 2 fused seeds)"}
+    for r in jobs.values():
+        assert r["measured_rss_mb"] > 100 and bench_scale.within(r, "mem"), r
+    # the fused job's disk is its two seeds' views: 1 epoch x 40 images x 1,024 float32 each, and more
+    fused = jobs["run_fewshot (CoOp, 2 fused seeds)"]
+    assert fused["measured_disk_mb"] >= 2 * 40 * 1024 * 4 / 2 ** 20
+    assert "run_fewshot" in bench_scale.format_table(rec)
