@@ -23,7 +23,7 @@ rule run_zeroshot:
     group:
         run_group
     conda:
-        "../../environment.yml"
+        "../envs/torch.yml"
     log:
         "results/logs/runs/{dataset}/{backbone}/{method}/{variant}/shots0.log",
     benchmark:
@@ -59,7 +59,7 @@ rule run_fewshot:
     group:
         run_group
     conda:
-        "../../environment.yml"
+        "../envs/torch.yml"
     log:
         "results/logs/runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}"
         + ("" if FUSE_SEEDS else "_seed{seed}") + ".log",
@@ -88,7 +88,7 @@ rule transfer:
     resources:
         **gpu_resources(30),
     conda:
-        "../../environment.yml"
+        "../envs/torch.yml"
     log:
         "results/logs/transfer/{dataset}/{backbone}/{method}/{variant}/shots{shots}.log",
     benchmark:
@@ -112,7 +112,7 @@ rule nearest_words:
     resources:
         **gpu_resources(15),
     conda:
-        "../../environment.yml"
+        "../envs/torch.yml"
     log:
         "results/logs/nearest_words/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.log",
     benchmark:
