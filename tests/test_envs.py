@@ -167,19 +167,19 @@ def test_env_pins_are_complete(path, tmp_path):
 # Each env holds what its commands import: the commands run under an import hook that refuses every package
 # outside the standard library, coop and the env's own distributions (as installed in the test's venv).
 _PROBE = r"""
-import importlib.abc, importlib.metadata, sys
+import importlib.machinery, importlib.metadata, sys
 allowed = set(sys.argv[1].split(","))
 top = importlib.metadata.packages_distributions()
-def _dist_ok(name):
-    dists = top.get(name)
-    return dists is not None and any(d.lower().replace("_", "-") in allowed for d in dists)
-class Refuse(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        root = name.split(".")[0]
-        if root in sys.stdlib_module_names or root in ("coop", "_distutils_hack") or root.startswith("_") or _dist_ok(root):
-            return None
-        raise ModuleNotFoundError(f"{name} is not in the env", name=name)
-sys.meta_path.insert(0, Refuse())
+def _ok(name):
+    root = name.split(".")[0]
+    if root in sys.stdlib_module_names or root == "coop" or root.startswith("_"):
+        return True
+    return any(d.lower().replace("_", "-") in allowed for d in top.get(root, ()))
+class Absent(importlib.machinery.PathFinder):  # a package outside the env is not found, as if not installed
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        return importlib.machinery.PathFinder.find_spec(name, path, target) if _ok(name) else None
+sys.meta_path[:] = [Absent if f is importlib.machinery.PathFinder else f for f in sys.meta_path]
 from coop.cli import main
 for argv in [a.split("\x1f") for a in sys.argv[2:]]:
     if argv[0] == "import":
@@ -207,14 +207,13 @@ def test_local_env_runs_the_local_commands_without_torch(tmp_path):
                   *[["import", m] for m in ("coop.data.prepare", "coop.report.collect", "coop.report.tables",
                                              "coop.report.paper", "coop.report.paper_figures", "coop.report.figures")])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "torch" not in proc.stderr
     assert Path(out).is_file()
 
 
 def test_refusing_hook_refuses(tmp_path):
     """The probe's hook is not a no-op: torch is refused under the local env."""
     proc = _probe("local.yml", ["import", "torch"])
-    assert proc.returncode != 0 and "torch is not in the env" in proc.stderr
+    assert proc.returncode != 0 and "No module named 'torch'" in proc.stderr
 
 
 def test_torch_env_imports_the_gpu_commands():
@@ -230,7 +229,8 @@ def test_post_deploy_script_makes_a_coop_command(tmp_path):
     python and says what to do when there is none."""
     prefix = tmp_path / "env"
     (prefix / "bin").mkdir(parents=True)
-    (prefix / "bin" / "python").symlink_to(sys.executable)
+    (prefix / "bin" / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # the test's venv
+    (prefix / "bin" / "python").chmod(0o755)
     for env in ENVS:
         script = env.parent / (env.stem + ".post-deploy.sh")
         subprocess.run(["sh", str(script)], check=True, env={**os.environ, "CONDA_PREFIX": str(prefix)})
