@@ -37,6 +37,12 @@ if any("paper_name" in e for e in DATASETS.values()):
 PRETRAINING = config["pretraining"]
 R = store.RESULTS
 
+# Jobs run this checkout's coop package (pure Python, the one imported above: Snakemake puts the Snakefile's
+# folder first on sys.path) from PYTHONPATH, so the conda envs of workflow/envs/ (--sdm conda) need only its
+# dependencies and a `coop` command (their post-deploy script). "set -euo pipefail" is Snakemake's own default.
+_BASEDIR = shlex.quote(workflow.basedir).replace("{", "{{").replace("}", "}}")  # the prefix is formatted too
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={_BASEDIR}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+
 
 class ConfigError(ValueError):
     pass

@@ -8,7 +8,7 @@ rule toy_dataset:
         toy=given_args(TOY, TOY_FLAGS),
         root=subpath(output[0], ancestor=2),
     conda:
-        "../../environment.yml"
+        "../envs/local.yml"
     log:
         "results/logs/toy_dataset/{dataset}_{split_name}.log",
     benchmark:
@@ -29,7 +29,7 @@ rule fewshot_manifest:
         root=DATA_ROOT,
         coop=coop_args,
     conda:
-        "../../environment.yml"
+        "../envs/local.yml"
     log:
         "results/logs/fewshot/{dataset}/shots{shots}_seed{seed}.log",
     benchmark:
@@ -53,7 +53,7 @@ for _dataset in sorted(d for d in all_datasets() if not get_dataset(d).toy and n
             dataset=_dataset,
             root=subpath(output[0], ancestor=2),
         conda:
-            "../../environment.yml"
+            "../envs/local.yml"
         log:
             f"results/logs/prepare/{_dataset}.log",
         benchmark:

@@ -18,7 +18,7 @@ rule test_features:
     group:
         "features"
     conda:
-        "../../environment.yml"
+        "../envs/torch.yml"
     log:
         "results/logs/features/{dataset}/{backbone}/test.log",
     benchmark:
@@ -46,7 +46,7 @@ rule fewshot_features:
     group:
         "features"
     conda:
-        "../../environment.yml"
+        "../envs/torch.yml"
     log:
         "results/logs/features/{dataset}/{backbone}/fewshot.log",
     benchmark:

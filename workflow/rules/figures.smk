@@ -18,7 +18,7 @@ for _artefact in paper_artefacts("figure"):
             inputs=artefact_args(_artefact),
             coop=report_args,
         conda:
-            "../../environment.yml"
+            "../envs/local.yml"
         log:
             f"results/logs/figures/{_artefact.name}.log",
         benchmark:

@@ -19,7 +19,7 @@ rule pretrain:
         mem_mb=4000,
         runtime=lambda w, attempt: int(5 + PRETRAINING["models"][w.model]["steps"] / 30) * attempt,
     conda:
-        "../../environment.yml"
+        "../envs/torch.yml"
     log:
         "results/logs/pretrain/{model}.log",
     benchmark:

@@ -23,7 +23,7 @@ rule run_zeroshot:
     group:
         run_group
     conda:
-        "../../environment.yml"
+        "../envs/torch.yml"
     log:
         run_log(0),
     benchmark:
@@ -60,7 +60,7 @@ rule run_fewshot:
     group:
         run_group
     conda:
-        "../../environment.yml"
+        "../envs/torch.yml"
     log:
         run_log("{shots}", None if FUSE_SEEDS else "{seed}"),
     benchmark:
@@ -113,7 +113,7 @@ rule transfer:
     resources:
         **TRANSFER_RESOURCES,
     conda:
-        "../../environment.yml"
+        "../envs/torch.yml"
     log:
         "results/logs/transfer/{dataset}/{backbone}/{method}/{variant}/shots{shots}.log",
     benchmark:
@@ -137,7 +137,7 @@ rule nearest_words:
     resources:
         **INTERPRET_RESOURCES,
     conda:
-        "../../environment.yml"
+        "../envs/torch.yml"
     log:
         "results/logs/nearest_words/{dataset}/{backbone}/{method}/{variant}/shots{shots}_seed{seed}.log",
     benchmark:

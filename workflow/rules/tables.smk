@@ -9,7 +9,7 @@ rule runs_table:
     params:
         coop=report_args,
     conda:
-        "../../environment.yml"
+        "../envs/local.yml"
     log:
         "results/logs/tables/runs.log",
     benchmark:
@@ -27,7 +27,7 @@ rule fewshot_table:
     params:
         coop=report_args,
     conda:
-        "../../environment.yml"
+        "../envs/local.yml"
     log:
         "results/logs/tables/fewshot.log",
     benchmark:
@@ -45,7 +45,7 @@ rule transfer_table:
     params:
         coop=report_args,
     conda:
-        "../../environment.yml"
+        "../envs/local.yml"
     log:
         "results/logs/tables/transfer.log",
     benchmark:
@@ -73,7 +73,7 @@ for _artefact in paper_artefacts("table"):
             inputs=artefact_args(_artefact),
             coop=report_args,
         conda:
-            "../../environment.yml"
+            "../envs/local.yml"
         log:
             f"results/logs/tables/{_artefact.name}.log",
         benchmark:

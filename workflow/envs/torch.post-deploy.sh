@@ -1,0 +1,1 @@
+coop-command.sh
