@@ -8,6 +8,8 @@ model of coop.resources applied to each job's dataset, backbone, method variant,
                 exceeds it is split into one job per seed; a single seed above it stops the workflow at parse
   max_mem_mb    the largest memory a node offers: no attempt asks more; a job whose first request exceeds it
                 stops the workflow at parse
+  max_gpu_mem_mb the GPU memory the jobs can count on: a fused job above it is split into one job per seed, a
+                seed above it stops the workflow at parse
   mem_scale     multiplies every first-attempt memory request (coop.retry)
   runtime_scale multiplies every first-attempt runtime (e.g. 2 on slower GPUs)
 """
@@ -39,6 +41,7 @@ class JobSizes:
         self.device = device or DEVICES[cluster.get("device", "gpu")]  # a Device: e.g. one measured here
         self.max_runtime = cluster.get("max_runtime")
         self.max_mem_mb = cluster.get("max_mem_mb")
+        self.max_gpu_mem_mb = cluster.get("max_gpu_mem_mb")
         self.mem_scale = float(cluster.get("mem_scale", 1.0))
         self.runtime_scale = float(cluster.get("runtime_scale", 1.0))
         self.root = config["data_root"]
@@ -126,7 +129,7 @@ class JobSizes:
         self.check(one(1), "run_fewshot", f"{dataset}/{backbone}/{method}/{variant} at {shots} shots, one seed")
         if not self.fuse:
             return [[s] for s in self.seeds]
-        return seed_groups(self.seeds, one, self.max_runtime)
+        return seed_groups(self.seeds, one, self.max_runtime, self.max_gpu_mem_mb)
 
     def check(self, req: Request, rule: str, job: str) -> None:
         """A ResourceError when even the first attempt of a job cannot fit the partition limits."""
@@ -137,6 +140,13 @@ class JobSizes:
                 "Raise cluster.max_runtime to the partition's limit (or use a partition with a longer one), lower "
                 "the shots or epochs (epoch_scale), or set cluster.runtime_scale below 1 if your GPUs are faster "
                 "than coop.resources assumes."
+            )
+        if self.max_gpu_mem_mb and req.gpu_mem_mb > self.max_gpu_mem_mb:
+            raise ResourceError(
+                f"rule {rule}, job {job}: it needs about {req.gpu_mem_mb} MB of GPU memory, above "
+                f"cluster.max_gpu_mem_mb = {self.max_gpu_mem_mb} MB (the smallest GPU it may get). Raise "
+                "cluster.max_gpu_mem_mb and ask for larger GPUs (--set-resources ...:slurm_extra), or use "
+                "precision: amp, fewer classes per job or a shorter context."
             )
         if self.max_mem_mb and first_mem_mb(req.mem_mb, self.mem_scale) > self.max_mem_mb:
             raise ResourceError(

@@ -263,15 +263,19 @@ def attempt_runtime(first: int, attempt: int, cap: int | None = None) -> int:
     return min(minutes, cap) if cap else minutes
 
 
-def seed_groups(seeds: list[int], request_for, max_runtime: int | None) -> list[list[int]]:
-    """The seeds of one cell as jobs: all in one (fused) when that job's first request fits `max_runtime`,
-    else one job per seed. `request_for(n)` is the Request of a job training n seeds. A single seed that does
-    not fit either is a ResourceError."""
-    if not max_runtime or request_for(len(seeds)).runtime <= max_runtime:
+def seed_groups(seeds: list[int], request_for, max_runtime: int | None, max_gpu_mem_mb: int | None = None) -> list[list[int]]:
+    """The seeds of one cell as jobs: all in one (fused) when that job's first request fits `max_runtime` and
+    `max_gpu_mem_mb`, else one job per seed. `request_for(n)` is the Request of a job training n seeds. A single
+    seed that does not fit either is a ResourceError."""
+    def fits(req: Request) -> bool:
+        return (not max_runtime or req.runtime <= max_runtime) and (not max_gpu_mem_mb or req.gpu_mem_mb <= max_gpu_mem_mb)
+
+    if fits(request_for(len(seeds))):
         return [list(seeds)]
-    if request_for(1).runtime <= max_runtime:
+    one = request_for(1)
+    if fits(one):
         return [[s] for s in seeds]
-    raise ResourceError(f"{request_for(1).runtime} min for one seed")
+    raise ResourceError(f"{one.runtime} min and {one.gpu_mem_mb} MB of GPU memory for one seed")
 
 
 def with_scale(req: Request, runtime_scale: float = 1.0) -> Request:

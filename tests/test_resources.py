@@ -84,8 +84,12 @@ def test_seed_groups_fused_split_or_impossible():
     assert r.seed_groups([1, 2, 3], req, None) == [[1, 2, 3]]
     assert r.seed_groups([1, 2, 3], req, 300) == [[1, 2, 3]]
     assert r.seed_groups([1, 2, 3], req, 150) == [[1], [2], [3]]
-    with pytest.raises(r.ResourceError, match="100 min for one seed"):
+    with pytest.raises(r.ResourceError, match="100 min and 0 MB of GPU memory for one seed"):
         r.seed_groups([1, 2, 3], req, 60)
+    gpu = {1: 20_000, 2: 38_000, 3: 56_000}
+    greq = lambda n: Request(1000, gpu[n], 100, 1, 100)  # noqa: E731
+    assert r.seed_groups([1, 2, 3], greq, None, 60_000) == [[1, 2, 3]]
+    assert r.seed_groups([1, 2, 3], greq, None, 40_000) == [[1], [2], [3]]
 
 
 # ------------------------------------------------------------------------------------- through the workflow
@@ -109,7 +113,7 @@ def _dry(tmp_path, cluster):
 
 
 def test_a_fused_job_over_max_runtime_is_split_into_one_job_per_seed(tmp_path):
-    """ImageNet CoOp at 16 shots: three fused seeds model to ~470 min, one seed to ~160 min (GPU profile)."""
+    """ImageNet CoOp at 16 shots: three fused seeds model to ~575 min, one seed to ~190 min (GPU profile)."""
     from coop.job_sizes import JobSizes
 
     sizes = JobSizes({**IMAGENET, "cluster": {}})
