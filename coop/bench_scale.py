@@ -70,7 +70,7 @@ def bench_config(work: Path, model: Path, a: argparse.Namespace) -> dict:
 
 
 CALIBRATE = r"""
-import json, resource, sys, time
+import json, sys, time
 t0 = time.perf_counter()
 import torch
 from PIL import Image
@@ -84,7 +84,8 @@ n_img = len(paths)
 torch.set_num_threads(threads)
 clip = load_clip(model, "random")
 startup = time.perf_counter() - t0
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# peak RSS of this process image (VmHWM: ru_maxrss would keep the forking parent's peak across exec)
+base = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
 b = backbone_shape(model)
 prompts = ["X " * 16 + f"class {i}." for i in range(256)]  # a CoOp prompt's length: 16 context tokens + name
 encode_texts(clip.model, clip.tokenizer, prompts, cut=True)  # warm-up

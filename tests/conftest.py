@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,3 +43,29 @@ def tiny_run(tmp_path_factory) -> Path:
     proc = snakemake(work, "--cores", "2", config=TINY)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return work
+
+
+SLURM_UP, SLURM_DOWN = ROOT / "slurm" / "cluster-up.sh", ROOT / "slurm" / "cluster-down.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A running single-node cluster (slurm/cluster-up.sh: a cluster already running is restarted), for every
+    SLURM test of the session; stopped (every daemon by its PID file) at its end. Only with COOP_TEST_SLURM=1:
+    the tests' skip marks keep it from running otherwise, and it never starts daemons unasked."""
+    if os.environ.get("COOP_TEST_SLURM") != "1":
+        pytest.skip("only on request: COOP_TEST_SLURM=1 uv run pytest -m slurm")
+    proc = subprocess.run(["bash", str(SLURM_UP)], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "FAKE_GPUS": "2"})
+    if proc.returncode in (2, 3):  # not root / not Debian, or the packages could not be installed
+        subprocess.run(["bash", str(SLURM_DOWN)], capture_output=True)
+        pytest.skip(f"cannot start a SLURM cluster here: {proc.stderr.strip()[-500:]}")
+    try:
+        assert proc.returncode == 0, f"slurm/cluster-up.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        yield proc.stdout
+    finally:
+        down = subprocess.run(["bash", str(SLURM_DOWN)], capture_output=True, text=True, timeout=300)
+        assert down.returncode == 0, down.stdout + down.stderr
+        for pid_file in ("/run/slurmctld.pid", "/run/slurmd.pid", "/run/slurmdbd.pid", "/run/munge/munged.pid",
+                         "/run/mysqld/mysqld.pid"):
+            assert not Path(pid_file).exists(), f"{pid_file} left behind by cluster-down.sh"

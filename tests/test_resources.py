@@ -151,8 +151,8 @@ def test_scale_benchmark_requests_cover_the_measured_peaks(tmp_path):
     rec = bench_scale.run(a)
     jobs = {r["job"]: r for r in rec["jobs"]}
     assert set(jobs) == {"test_features", "run_zeroshot", "run_fewshot (CoOp, 2 fused seeds)"}
-    for r in jobs.values():
-        assert r["measured_rss_mb"] > 100 and bench_scale.within(r, "mem"), r
+    for row in jobs.values():
+        assert row["measured_rss_mb"] > 100 and bench_scale.within(row, "mem"), row
     # the fused job's disk is its two seeds' views: 1 epoch x 40 images x 1,024 float32 each, and more
     fused = jobs["run_fewshot (CoOp, 2 fused seeds)"]
     assert fused["measured_disk_mb"] >= 2 * 40 * 1024 * 4 / 2 ** 20

@@ -1,7 +1,8 @@
 """The tiny workflow through a real SLURM cluster with the project's own profile (`snakemake --profile slurm`).
 
 A single-node SLURM 22.05 with two fake GPUs is started by the project's slurm/cluster-up.sh (root, Debian
-packages) and stopped by slurm/cluster-down.sh at the end of the module. The run is compared with the local
+packages) and stopped by slurm/cluster-down.sh at the end of the session (the `slurm_cluster` fixture of
+conftest.py, shared with tests/test_status.py). The run is compared with the local
 reference run (`tiny_run`, conftest.py): same tables, and every job that is not a local rule went through
 sbatch. And a job killed for exceeding its memory (the cluster enforces --mem) is resubmitted with more
 (coop/retry.py); that test uses a cluster already running if there is one, and leaves it running.
@@ -16,7 +17,6 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -37,33 +37,10 @@ pytestmark = [
                        reason="needs apt-get (Debian) to install SLURM, or SLURM already installed"),
 ]
 
-UP, DOWN = ROOT / "slurm" / "cluster-up.sh", ROOT / "slurm" / "cluster-down.sh"
-FAKE_GPUS = 2
 # The rules whose jobs are submitted with sbatch; every other rule of the tiny workflow is a local rule.
 GPU_RULES = {"test_features", "fewshot_features", "run_zeroshot", "run_fewshot"}
 LOCAL_RULES = {"toy_dataset", "fewshot_manifest", "runs_table", "fewshot_table", "fig3_fewshot",
                "fig4_gain_over_zeroshot", "all"}
-
-
-@pytest.fixture(scope="module")
-def slurm_cluster():
-    """A running single-node cluster; stopped (every daemon by its PID file) when the module is done."""
-    if not ENABLED:  # the module's skip mark already keeps this from running; never start daemons unasked
-        pytest.skip(f"only on request: {ENABLE_HINT}")
-    proc = subprocess.run(["bash", str(UP)], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "FAKE_GPUS": str(FAKE_GPUS)})
-    if proc.returncode in (2, 3):  # not root / not Debian, or the packages could not be installed
-        subprocess.run(["bash", str(DOWN)], capture_output=True)
-        pytest.skip(f"cannot start a SLURM cluster here: {proc.stderr.strip()[-500:]}")
-    try:
-        assert proc.returncode == 0, f"slurm/cluster-up.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        yield proc.stdout
-    finally:
-        down = subprocess.run(["bash", str(DOWN)], capture_output=True, text=True, timeout=300)
-        assert down.returncode == 0, down.stdout + down.stderr
-        for pid_file in ("/run/slurmctld.pid", "/run/slurmd.pid", "/run/slurmdbd.pid", "/run/munge/munged.pid",
-                         "/run/mysqld/mysqld.pid"):
-            assert not Path(pid_file).exists(), f"{pid_file} left behind by cluster-down.sh"
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +101,18 @@ def test_every_gpu_job_went_through_sbatch_and_short_ones_are_packed(slurm_run):
     jobs = [j for j in _sacct(run_id) if j["JobName"] == run_id]
     assert len(logs) == len(jobs)
     # Packing (group-components in slurm/config.yaml): the 4 feature jobs in one submission, the 4 zero-shot
-    # runs in one, the 6 probe and 1-shot runs in two (4 + 2); the 2 CoOp 2-shot runs one submission each.
+    # runs in one, the 8 few-shot runs in two (4 + 4): each toy run's modelled runtime (coop.resources) is under
+    # SHORT_JOB_MINUTES, so all of them are "short_runs".
+    from coop.job_sizes import JobSizes
+    from coop.methods.registry import SHORT_JOB_MINUTES
+
+    sizes = JobSizes(TINY)
+    assert all(sizes.run("toy_shapes", "toy-rn", m, v, 2, 1).minutes <= SHORT_JOB_MINUTES
+               for m, v in (("coop", "end_m4"), ("linear_probe", "default")))
     comments = Counter(re.sub(r"_wildcards_.*", "", j["Comment"]) for j in jobs)
     assert comments == {"rule_features_fewshot_features_test_features": 1, "rule_zeroshot_run_zeroshot": 1,
-                         "rule_short_runs_run_fewshot": 2, "rule_run_fewshot": 2}, comments
-    assert len(jobs) == 6 < sum(remote.values()) == 16
+                         "rule_short_runs_run_fewshot": 2}, comments
+    assert len(jobs) == 4 < sum(remote.values()) == 16
 
 
 def _metric_columns(df: pd.DataFrame) -> pd.DataFrame:

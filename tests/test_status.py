@@ -165,22 +165,13 @@ def test_queued_jobs_are_listed(half_sweep):
     assert {j["slurm_job"] for j in d["jobs"] if j["state"] in ("queued", "running")} == {"7", "8"}
 
 
-# On the real SLURM cluster (one already running: slurm/cluster-up.sh; see tests/test_slurm.py), on request.
+# On the real SLURM cluster (conftest.py's slurm_cluster, shared with tests/test_slurm.py), on request.
 SLURM_ENABLED = os.environ.get("COOP_TEST_SLURM") == "1"
-
-
-def _sinfo_ok() -> bool:
-    try:
-        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
 
 
 @pytest.mark.slurm
 @pytest.mark.skipif(not SLURM_ENABLED, reason="runs jobs on a SLURM cluster: only on request, COOP_TEST_SLURM=1")
-def test_status_lists_the_sweeps_slurm_jobs(tmp_path):
-    if not shutil.which("squeue") or not _sinfo_ok():
-        pytest.skip("no running SLURM cluster here (start one with slurm/cluster-up.sh)")
+def test_status_lists_the_sweeps_slurm_jobs(slurm_cluster, tmp_path):
     work = tmp_path / "sweep"
     work.mkdir()
     cmd, env = snakemake_command(work, "--profile", "slurm", "--slurm-init-seconds-before-status-checks", "2",

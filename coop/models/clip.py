@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
