@@ -16,15 +16,15 @@ model of coop.resources applied to each job's dataset, backbone, method variant,
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, Mapping
 
 from coop.config import build_config
 from coop.data.datasets import get_dataset
 from coop.data.sizes import DataShape, data_shape
 from coop.methods.registry import get_method
-from coop.resources import (DEVICES, MIN_MINUTES, PROMPT_TOKENS, TIME_MARGIN, Request, ResourceError, RunWork, attempt_runtime, backbone_shape,
-                            feature_request, interpret_request, run_request, seed_groups, transfer_request)
+from coop.resources import (DEVICES, PROMPT_TOKENS, Request, ResourceError, RunWork, asked_minutes, attempt_runtime,
+                            backbone_shape, feature_request, interpret_request, run_request, seed_groups,
+                            transfer_request)
 from coop.retry import first_mem_mb, retry_mem_mb
 from coop.schedule import resolve_epochs
 
@@ -110,8 +110,7 @@ class JobSizes:
         if self.runtime_scale == 1.0:
             return req
         minutes = req.minutes * self.runtime_scale
-        return Request(req.mem_mb, req.gpu_mem_mb, max(MIN_MINUTES, math.ceil(minutes * TIME_MARGIN)),
-                       req.disk_mb, minutes)
+        return Request(req.mem_mb, req.gpu_mem_mb, asked_minutes(minutes), req.disk_mb, minutes)
 
     # --- attempts and limits
     def mem_mb(self, req: Request, attempt: int) -> int:

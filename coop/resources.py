@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 MB = 1024 * 1024
@@ -156,12 +156,17 @@ def backbone_shape(model: str) -> BackboneShape:
 
 
 # ------------------------------------------------------------------------------------------------- requests
+def asked_minutes(minutes: float) -> int:
+    """The runtime asked for `minutes` of modelled work: the margin, whole minutes, at least MIN_MINUTES."""
+    return max(MIN_MINUTES, math.ceil(minutes * TIME_MARGIN))
+
+
 def _request(device: Device, seconds: float, host_bytes: float, gpu_bytes: float, disk_bytes: float) -> Request:
     minutes = (device.startup_s + seconds) / 60
     return Request(
         mem_mb=math.ceil((device.base_mb + host_bytes / MB) * MEM_MARGIN),
         gpu_mem_mb=math.ceil((device.gpu_base_mb + gpu_bytes / MB) * MEM_MARGIN) if device.gpu_base_mb else 0,
-        runtime=max(MIN_MINUTES, math.ceil(minutes * TIME_MARGIN)),
+        runtime=asked_minutes(minutes),
         disk_mb=max(1, math.ceil(disk_bytes / MB * MEM_MARGIN)),
         minutes=minutes,
     )
@@ -276,7 +281,3 @@ def seed_groups(seeds: list[int], request_for, max_runtime: int | None, max_gpu_
     if fits(one):
         return [[s] for s in seeds]
     raise ResourceError(f"{one.runtime} min and {one.gpu_mem_mb} MB of GPU memory for one seed")
-
-
-def with_scale(req: Request, runtime_scale: float = 1.0) -> Request:
-    return replace(req, runtime=max(1, math.ceil(req.runtime * runtime_scale)))
