@@ -298,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     from coop.status import add_subcommand
 
     add_subcommand(sub)  # `coop status`: its options and logic live in coop/status.py
+    from coop.config_file import add_subcommand as add_check_config
+
+    add_check_config(sub)  # `coop check-config FILE...`: coop/config_file.py
 
     p = sub.add_parser("list", help="known datasets and methods")
     p.set_defaults(func=cmd_list)

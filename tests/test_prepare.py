@@ -181,6 +181,22 @@ def test_prepare_downloads_verifies_and_lays_out(tmp_path, server, dtd):
     assert len(server.requests) == n and "already prepared" in log[0]
 
 
+@pytest.mark.badinput
+def test_prepare_into_the_empty_folder_snakemake_made(tmp_path, server, dtd):
+    """Snakemake makes the folder of a job's output before the job: an empty dataset folder is absent (it used
+    to say "exists but is not a valid dtd dataset" and advise the command that had just failed)."""
+    sources, _, _ = dtd
+    (tmp_path / "dtd").mkdir()
+    prepare("dtd", tmp_path, sources=sources, log=_quiet, timeout=TIMEOUT)
+    assert read_split(tmp_path, get_dataset("dtd")).classnames == CLASSES
+    mine = tmp_path / "root2" / "dtd"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")  # a folder with something in it is never replaced
+    with pytest.raises(DatasetError, match="exists but is not a valid dtd dataset"):
+        prepare("dtd", tmp_path / "root2", sources=sources, log=_quiet, timeout=TIMEOUT)
+    assert (mine / "notes.txt").read_text() == "mine"
+
+
 def test_sources_may_be_plain_dicts(tmp_path, server, dtd):
     sources, _, _ = dtd
     as_dicts = {"dtd": {"files": [

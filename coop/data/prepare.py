@@ -87,7 +87,8 @@ def prepare(name: str, root: str | Path, *, sources: Mapping[str, Any] | None = 
     # a config dataset (datasets.<name>) is read where it is, unless `sources` says how to fetch it
     src = None if spec.configured and name not in (sources or {}) else _source(name, sources)
     target = dataset_dir(root, spec)
-    if target.exists() or target.is_symlink():
+    # An empty folder is absent: Snakemake makes the folder of a job's output before the job runs.
+    if target.is_symlink() or (target.exists() and not (target.is_dir() and not any(target.iterdir()))):
         try:
             split = read_split(root, spec)
         except DatasetError as e:

@@ -1,4 +1,5 @@
-# Helpers for the rules: the run set of every experiment, input functions, wildcard constraints, resources.
+# Helpers for the rules: the run set of every experiment, input functions, wildcard constraints (checks.smk
+# checks the config, resources.smk sizes the jobs).
 # Imports only light coop modules (no torch): every Snakemake call parses this file. Paths come from
 # coop.store, method facts from the methods' declarations (coop.methods.registry), defaults from the coop
 # package: nothing here names a method or restates a default.
@@ -9,15 +10,10 @@ import shlex
 
 import coop
 from coop import store, sweep
-from coop.config import build_config
-from coop.data.datasets import check_dataset_on_disk, get_dataset, register_datasets, split_path, zhou_split_file
-from coop.data.shots_check import check_shots
-from coop.io import remove_stale_temps
-from coop.methods.registry import MethodError, get_method, load_plugins
+from coop.data.datasets import get_dataset, split_path, zhou_split_file
+from coop.methods.registry import get_method
 from coop.models.names import parse_model, parse_pretrained, read_model_config
 from coop.report.artefacts import artefacts_for
-from coop.job_sizes import JobSizes
-from coop.resources import ResourceError
 
 CODE_VERSION = coop.__version__  # bump it to rerun everything after a change inside the coop package
 DATA_ROOT = config["data_root"]
@@ -50,53 +46,6 @@ class ConfigError(ValueError):
 
 def _cli(args):
     return shlex.join([str(a) for a in args])
-
-
-def _check_config():
-    """What the schema cannot check: plugins import, every variant's parameters pass its method's dataclass,
-    the protocol switches exist, and the names that experiments reference are defined."""
-    load_plugins(PLUGINS)  # raises naming the plugin, the problem and the fix
-    register_datasets(DATASETS)  # raises naming the entry, the problem and the fix
-    from coop.protocol import configure
-
-    configure({k: str(v) for k, v in config.get("protocol", {}).items()})
-    for method, variants in config["methods"].items():
-        info = get_method(method)
-        for variant, params in variants.items():
-            try:
-                build_config(info.config, params or {})
-            except MethodError as e:
-                raise ConfigError(f"methods.{method}.{variant}: {e}") from None
-    for name, exp in EXPERIMENTS.items():
-        for ds in exp["datasets"] + exp.get("targets", []):
-            get_dataset(ds)  # raises with the list of known datasets
-        for backbone in exp["backbones"]:
-            if backbone not in config["backbones"]:
-                raise ConfigError(f"experiments.{name}.backbones: {backbone!r} is not defined under 'backbones'.")
-        for label, run in exp["runs"].items():
-            method, variant = run.split("/")
-            get_method(method)
-            if variant not in config["methods"].get(method, {}):
-                raise ConfigError(
-                    f"experiments.{name}.runs.{label}: {run!r} names no variant; define "
-                    f"methods.{method}.{variant} in the config."
-                )
-    if "domain_shift" in EXPERIMENTS and not EXPERIMENTS["domain_shift"].get("targets"):
-        raise ConfigError("experiments.domain_shift needs 'targets' (the shifted datasets to evaluate on).")
-    used = {d for e in EXPERIMENTS.values() for d in e["datasets"] + e.get("targets", [])}
-    for name in DATASETS:  # no job makes them: they must be there before any job starts
-        if name in used:
-            check_dataset_on_disk(DATA_ROOT, get_dataset(name))
-    if workflow.is_main_process:  # not again in every cluster job
-        for name, exp in EXPERIMENTS.items():
-            runs = exp["runs"].values()
-            methods = [get_method(run.partition("/")[0]) for run in runs]
-            if any(m.few_shot for m in methods):
-                for ds in exp["datasets"]:
-                    check_shots(DATA_ROOT, get_dataset(ds), max(exp["shots"]), TOY, f"experiments.{name}.shots")
-
-
-_check_config()
 
 
 def experiment_cells(exp):
@@ -347,93 +296,3 @@ def final_outputs():
     outputs += [a.outputs["csv"] for a in paper_artefacts("table")]
     outputs += [a.outputs["png"] for a in paper_artefacts("figure")]
     return outputs
-
-
-# Cluster resources (read by a cluster executor, e.g. `snakemake --profile slurm`; a local run ignores them
-# unless --resources limits them). Every GPU rule asks one GPU, its threads as CPUs, and host memory, GPU memory
-# (gpu_mem_mb), disk (disk_mb) and a runtime in minutes modelled from the job's work (coop.resources, applied
-# to the config by coop.job_sizes): dataset size, backbone, method, shots, epochs, seeds. Retries (the
-# profile's `retries`) ask more memory (coop.retry) and time, never above cluster.max_mem_mb / max_runtime.
-SIZES = JobSizes(config)
-
-
-def gpu_resources(request):
-    """The resources of a GPU rule: `request(wildcards)` is the job's first-attempt coop.resources.Request."""
-    return {
-        "gpu": 1,
-        "cpus_per_task": lambda wildcards, threads: threads,
-        "mem_mb": lambda wildcards, attempt: SIZES.mem_mb(request(wildcards), attempt),
-        "runtime": lambda wildcards, attempt: SIZES.runtime(request(wildcards), attempt),
-        "gpu_mem_mb": lambda wildcards: request(wildcards).gpu_mem_mb,
-        "disk_mb": lambda wildcards: request(wildcards).disk_mb,
-    }
-
-
-def run_request(wildcards):
-    w = wildcards
-    return SIZES.run(w.dataset, w.backbone, w.method, w.variant, shots_of(w), len(job_seeds(w)))
-
-
-def fewshot_feature_request(wildcards):
-    w = wildcards
-    shots = sorted({s for e in EXPERIMENTS.values() if w.dataset in e["datasets"] for s in e["shots"]})
-    return SIZES.features(w.dataset, w.backbone, "fewshot", SIZES.fewshot_images(w.dataset, shots or [1]))
-
-
-RUN_RESOURCES = gpu_resources(run_request)
-TEST_FEATURE_RESOURCES = gpu_resources(lambda w: SIZES.features(w.dataset, w.backbone, "test"))
-FEWSHOT_FEATURE_RESOURCES = gpu_resources(fewshot_feature_request)
-TRANSFER_RESOURCES = gpu_resources(
-    lambda w: SIZES.transfer(tuple(transfer_targets(w)), w.backbone, len(SEEDS) if int(w.shots) else 1)
-)
-INTERPRET_RESOURCES = gpu_resources(lambda w: SIZES.interpret(w.backbone))
-
-
-def _check_resources():
-    """Before anything is submitted: every few-shot cell's jobs fit cluster.max_runtime / max_mem_mb (a fused
-    cell that does not is split into one job per seed: SPLIT_CELLS), and every other GPU job too."""
-    split = set()
-    for name, exp in EXPERIMENTS.items():
-        for dataset, backbone, method, variant, shots, seed in experiment_cells(exp):
-            if seed != SEEDS[0] and shots:
-                continue
-            try:
-                jobs = SIZES.seed_jobs(dataset, backbone, method, variant, shots)
-                if not shots:
-                    SIZES.check(SIZES.run(dataset, backbone, method, variant, 0, 1), "run_zeroshot",
-                                f"{dataset}/{backbone}/{method}/{variant}")
-                SIZES.check(SIZES.features(dataset, backbone, "test"), "test_features", f"{dataset}/{backbone}")
-            except ResourceError as e:
-                raise ConfigError(f"experiments.{name}: {e}") from None
-            if FUSE_SEEDS and shots and len(jobs) > 1:
-                split.add(store.cell_from_dataset(dataset, backbone, method, variant, shots))
-    return sorted(split)
-
-
-SPLIT_CELLS = _check_resources()
-
-
-def split_cells_constraint(inside):
-    """The dataset wildcard's constraint that lets a rule match the run files of the split cells only
-    (`inside`) or of every other cell: a lookahead over the rest of the path (coop.store.cell_from_dataset)."""
-    cells = "|".join(re.escape(c) for c in SPLIT_CELLS) or "(?!)"
-    return f"(?{'=' if inside else '!'}(?:{cells})\\d)[^/]+"
-
-
-# Groups: on a cluster, many short GPU jobs are packed into one submission each (the profile's
-# group-components says how many) instead of each waiting in the queue; a local run ignores groups.
-# "features": feature extraction; run jobs: their method's Cost.job_group ("zeroshot" for zero-shot methods,
-# "short_runs" for jobs of at most coop.methods.registry.SHORT_JOB_MINUTES per seed: the linear probe, 1 shot).
-def run_group(wildcards):
-    minutes = SIZES.run(wildcards.dataset, wildcards.backbone, wildcards.method, wildcards.variant,
-                        shots_of(wildcards), 1).minutes
-    return get_method(wildcards.method).cost.job_group(shots_of(wildcards), minutes)
-
-
-# Before jobs start (not on a dry run): temporary files that killed writers left (a figure half-written when the
-# driver was killed), in results/ and figures/ at any depth and beside the datasets; those of a process still
-# writing, here or on another host within coop.io.STALE_SECONDS, are kept.
-onstart:
-    for _folder, _deep in ((R, True), (store.FIGURES, True), (DATA_ROOT, False)):
-        for _path in remove_stale_temps(_folder, recursive=_deep):
-            print(f"removed {_path}: a temporary file left by a killed job")
