@@ -5,7 +5,8 @@ matter which method computes it first, nor in which order: every method that tra
 image encoder (CoOp, the text bias / transform baselines) reads the same views, and one fresh view per image per
 epoch keeps the distribution of on-the-fly augmentation. Views are encoded in no-grad batches with the image
 encoder in eval mode and kept as a safetensors file (features (E, N, D) float32) whose metadata names the subset,
-backbone, weights and transform; a file with fewer epochs than needed is extended.
+backbone, weights and transform; a file with fewer epochs than needed is extended, and a stale one (the subset
+changed) or an unreadable one is rebuilt, with a log line saying why.
 
 Building streams (`build_views`): the images are decoded a block of `batch_size` at a time, all the epochs' views
 of that block are encoded, and each (epoch, block) of rows is written straight to its place in the file
@@ -189,12 +190,12 @@ def build_views(clip, items: list[Item], image_root: str | Path, subset: str, ep
     replaces the old one only when complete (a killed build leaves the old file, or none). Holds one block of
     images and views at a time. Returns the number of epochs encoded."""
     path = Path(path)
-    have = check_views(path, keys) if path.exists() else 0
+    say = log if log is not None else (lambda s: print(s, flush=True))
+    have = _usable_epochs(path, keys, say)
     if have >= epochs:
         return 0
     n, dim = len(items), clip.model.text_projection.shape[-1]
     root = Path(image_root)
-    say = log if log is not None else (lambda s: print(s, flush=True))
     say(f"encoding {n} x {epochs - have} augmented views into {path}" + (f" (after {have} cached)" if have else ""))
     progress = Progress("view encoding", n * (epochs - have), unit="views", log=log)
     meta = {**{k: str(v) for k, v in keys.items()}, "epochs": str(epochs)}
@@ -208,12 +209,27 @@ def build_views(clip, items: list[Item], image_root: str | Path, subset: str, ep
                         range(have, epochs), device, batch_size, crop_min, progress):
                     out.write(epoch, start, block.numpy())
             # Another job on the same subset may have written a longer cache meanwhile: keep that one.
-            if path.exists() and check_views(path, keys) >= epochs:
+            if _usable_epochs(path, keys) >= epochs:
                 raise _KeepOther
     except _KeepOther:
         say(f"{path} was extended to {epochs}+ epochs by another job meanwhile: kept that one")
     progress.done()
     return epochs - have
+
+
+def _usable_epochs(path: Path, keys: dict, say: Callable[[str], None] | None = None) -> int:
+    """The epochs a cache at `path` holds for `keys`: 0 when there is none, and when it is stale (another subset,
+    backbone or transform: the split file or the data changed) or unreadable (truncated, not a view cache), which
+    `say` reports: the build then replaces it with a new one (views are a pure function of the images)."""
+    if not path.exists():
+        return 0
+    try:
+        return check_views(path, keys)
+    except CacheError as e:
+        if say is not None:
+            reason = str(e).split(". Delete it")[0].split("; caches are never")[0]
+            say(f"rebuilding the view cache: {reason}")
+        return 0
 
 
 def _copy_epochs(path: Path, out: ViewWriter, epochs: int) -> None:

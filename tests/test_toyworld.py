@@ -524,6 +524,22 @@ def test_overwrite_replaces_complete_dataset(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["toy_textures"]  # no temp leftovers
 
 
+def test_our_folder_without_its_split_file_is_regenerated_with_the_new_settings(tmp_path):
+    """Snakemake deletes the split file (the rule's output) before it reruns the job for a changed toy_world; the
+    generator used to refuse the folder then ("not a complete toy dataset"), and reverting did not help."""
+    first = _gen("toy_shapes", tmp_path, seed=0)
+    first.unlink()
+    second = _gen("toy_shapes", tmp_path, seed=5)
+    meta = json.loads((second.parent / "meta.json").read_text())
+    assert meta["seed"] == 5 and meta["generator"] == "coop.data.toyworld"
+    assert _files(second.parent) == _files(_gen("toy_shapes", tmp_path / "fresh", seed=5).parent)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "toy_shapes"]  # no temp or old folders left
+    (second.parent / "meta.json").write_text(json.dumps({**meta, "name": "toy_textures"}))  # another's meta
+    second.unlink()
+    with pytest.raises(FileExistsError, match="not a toy dataset"):
+        _gen("toy_shapes", tmp_path)
+
+
 def test_foreign_folder_is_never_replaced(tmp_path):
     (tmp_path / "toy_shapes").mkdir()
     (tmp_path / "toy_shapes" / "mine.txt").write_text("keep")

@@ -251,3 +251,30 @@ def test_epoch_views_read_the_file_they_opened(subset, clip, tmp_path):
         lazy[2]
     with pytest.raises(CacheError, match="holds 4 epochs, 5 needed"):
         EpochViews(path, 5)
+
+
+@pytest.mark.resume
+def test_a_stale_or_truncated_cache_is_rebuilt_and_the_log_says_why(subset, clip, tmp_path):
+    """A new few-shot subset (an edited split file, regenerated data) or a truncated file used to stop every
+    training job with "Delete it and rerun": now the build replaces it, equal to views computed afresh."""
+    manifest, items, root = subset
+    path = tmp_path / "views.safetensors"
+    keys = view_keys(items, manifest["hash"], "toy-rn", "toy-rn", "random", clip.image_size)
+    fresh = train_views(clip, items, root, manifest["hash"], 2)  # not cached: the reference
+    other = items[:-1]  # another subset of the same dataset, written first to the same path
+    train_views(clip, other, root, "another-subset", 2, path=path,
+                keys=view_keys(other, "another-subset", "toy-rn", "toy-rn", "random", clip.image_size))
+    said = []
+    got = train_views(clip, items, root, manifest["hash"], 2, path=path, keys=keys, log=said.append)
+    assert torch.equal(got, fresh)
+    assert said[0].startswith(f"rebuilding the view cache: View cache {path} has subset='another-subset'"), said
+    assert load_views(path, keys)[1] == 2
+
+    path.write_bytes(path.read_bytes()[:-100])  # truncated, as by a full disk or a killed copy
+    said.clear()
+    got = train_views(clip, items, root, manifest["hash"], 2, path=path, keys=keys, log=said.append)
+    assert torch.equal(got, fresh)
+    assert said[0].startswith(f"rebuilding the view cache: Unreadable view cache {path}"), said
+    said.clear()
+    train_views(clip, items, root, manifest["hash"], 2, path=path, keys=keys, log=said.append)
+    assert said == []  # a good cache is read, not rebuilt

@@ -38,6 +38,16 @@ def split_path(name: str, root: str | Path) -> Path:
     return Path(root) / name / TOY_DATASETS[name].split_file
 
 
+def made_by_us(name: str, root: str | Path) -> bool:
+    """True when root/<name>/meta.json says this generator wrote the folder, for this dataset: it is ours to
+    replace even when its split file is gone (Snakemake deletes a job's output before rerunning it)."""
+    try:
+        meta = json.loads((Path(root) / name / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("generator") == "coop.data.toyworld" and meta.get("name") == name
+
+
 def is_complete(name: str, root: str | Path) -> bool:
     """True when root/<name> holds a readable split file with all three splits."""
     try:
@@ -91,17 +101,19 @@ def generate(name: str, root: str | Path, n_train: int = 24, n_val: int = 8, n_t
     root/<name>/captions.json; return the split file path. n_* are images PER CLASS.
 
     The dataset is built in a hidden sibling folder and renamed into place. An existing
-    root/<name> is replaced only if it holds a complete split file (so foreign data is never
-    deleted); otherwise FileExistsError is raised."""
+    root/<name> is replaced only if it holds a complete split file or this generator's meta.json (a
+    toy dataset of other settings, whose split file Snakemake deleted before the rerun), so foreign data is
+    never deleted; otherwise FileExistsError is raised."""
     spec = TOY_DATASETS[name]
     if min(n_train, n_val, n_test) < 0 or image_size < 1:
         raise ValueError("counts must be >= 0 and image_size >= 1")
     root = Path(root)
     final = root / name
     # Snakemake creates the output's (empty) folder before the job runs; empty is fine to replace.
-    if final.exists() and any(final.iterdir()) and not is_complete(name, root):
+    if final.exists() and any(final.iterdir()) and not (is_complete(name, root) or made_by_us(name, root)):
         raise ToyDatasetExistsError(
-            f"{final} exists but is not a complete toy dataset (no readable split file), so it is not replaced: "
+            f"{final} exists but is not a toy dataset (no readable split file, no meta.json of "
+            "coop.data.toyworld), so it is not replaced: "
             f"it may hold data that is not ours. Move it away (or delete it if nothing in it is needed) and rerun."
         )
     root.mkdir(parents=True, exist_ok=True)
