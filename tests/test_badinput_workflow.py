@@ -125,14 +125,19 @@ def _run_locked(work: Path) -> subprocess.CompletedProcess:
     return snakemake(work, "--cores", "1", config=TINY, timeout=120)
 
 
-def test_a_live_driver_in_the_folder_stops_a_second_one(tmp_path, locked):
-    driver = _fake(tmp_path, "snakemake", locked)
+def _run_beside(tmp_path: Path, name: str, work: Path) -> tuple[subprocess.Popen, subprocess.CompletedProcess]:
+    """The workflow run in `work` while a process of command `name` runs there (killed afterwards)."""
+    other = _fake(tmp_path, name, work)
     try:
         time.sleep(0.3)
-        proc = _run_locked(locked)
+        return other, _run_locked(work)
     finally:
-        driver.kill()
-        driver.wait()
+        other.kill()
+        other.wait()
+
+
+def test_a_live_driver_in_the_folder_stops_a_second_one(tmp_path, locked):
+    driver, proc = _run_beside(tmp_path, "snakemake", locked)
     _one_error_line(proc, f"another snakemake (pid {driver.pid}:", "is running in", "do not --unlock",
                     f"kill -INT {driver.pid}")
     _made_nothing(locked)
@@ -141,13 +146,7 @@ def test_a_live_driver_in_the_folder_stops_a_second_one(tmp_path, locked):
 
 
 def test_a_job_of_a_killed_driver_still_running_stops_the_rerun(tmp_path, locked):
-    job = _fake(tmp_path, "coop", locked)  # its parent (this test) is no snakemake: an orphan
-    try:
-        time.sleep(0.3)
-        proc = _run_locked(locked)
-    finally:
-        job.kill()
-        job.wait()
+    job, proc = _run_beside(tmp_path, "coop", locked)  # its parent (this test) is no snakemake: an orphan
     _one_error_line(proc, "1 job(s) of a killed snakemake still run in", f"pid {job.pid}:",
                     "would run them twice at once", f"kill {job.pid}", "snakemake --unlock")
     _made_nothing(locked)
