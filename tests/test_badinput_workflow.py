@@ -2,7 +2,7 @@
 
 A config's YAML error names its line (the default config/config.yaml read by the Snakefile, any file by
 `coop check-config`); a schema error and a method's bad value are one line naming the key; a real dataset that
-is neither on disk nor downloadable stops the dry run with what to fetch; a second driver in the same folder is
+is neither on disk nor downloadable is named by the dry run (a warning: it still plans) and stops the run; a second driver in the same folder is
 stopped (a live one) or told what to check before `--unlock` (a stale lock); jobs of a killed driver that still
 run stop the rerun (they would train the same seeds twice at once).
 """
@@ -88,15 +88,32 @@ def test_the_default_config_with_a_yaml_error_names_its_line(tmp_path):
      ["config: experiments.fewshot.shots: '1, 2' is not of type 'array'"]),
     (lambda c: c["methods"]["coop"]["end_m4"].update(batch_size=0),
      ["methods.coop.end_m4: batch_size must be >= 1, got 0"]),
-    (lambda c: c["experiments"]["fewshot"].update(datasets=["caltech101"]),
-     ["experiments.fewshot: dataset 'caltech101' is not at", "cannot be downloaded automatically",
-      "split_zhou_Caltech101.json from https://drive.google.com", "Then rerun snakemake"]),
-], ids=["schema", "method value", "real dataset missing"])
+], ids=["schema", "method value"])
 def test_a_bad_config_value_stops_the_dry_run_in_one_line(tmp_path, change, phrases):
     cfg = copy.deepcopy(TINY)
     change(cfg)
     proc = snakemake(tmp_path, "-n", config=cfg, timeout=120)
     _one_error_line(proc, *phrases)
+    _made_nothing(tmp_path)
+
+
+MISSING = ["experiments.again: dataset 'caltech101' is not at", "cannot be downloaded automatically",
+           "split_zhou_Caltech101.json from https://drive.google.com", "Then rerun snakemake"]
+
+
+def test_a_real_dataset_that_cannot_be_had_is_named_by_the_dry_run_and_stops_the_run(tmp_path):
+    """The dry run warns (one line per dataset, what to fetch and from where) and still plans the sweep, as
+    for the paper's config before its data is fetched; the run itself stops before any job, in one line."""
+    cfg = copy.deepcopy(TINY)
+    cfg["experiments"]["fewshot"]["datasets"] = ["caltech101"]
+    cfg["experiments"]["again"] = copy.deepcopy(cfg["experiments"]["fewshot"])  # named once, not per experiment
+    dry = snakemake(tmp_path, "-n", config=cfg, timeout=120)
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+    warnings = [line for line in dry.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and all(p in warnings[0] for p in MISSING), dry.stderr[-3000:]
+    assert "prepare_caltech101" in dry.stdout + dry.stderr  # planned
+    _made_nothing(tmp_path)
+    _one_error_line(snakemake(tmp_path, "--cores", "1", config=cfg, timeout=120), *MISSING)
     _made_nothing(tmp_path)
 
 

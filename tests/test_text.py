@@ -67,5 +67,5 @@ def test_shared_prefix_per_group(clip):
         together = enc(torch.cat([lr() for lr in learners]), torch.cat([lr.eot for lr in learners]), p, groups=3)
         alone = torch.cat([enc(lr(), lr.eot, p) for lr in learners])
         full = torch.cat([TextEncoder(clip.model, cut=False, share_prefix=False)(lr(), lr.eot) for lr in learners])
-    torch.testing.assert_close(together, alone, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)  # batching rounds differently
     torch.testing.assert_close(together, full, atol=1e-5, rtol=1e-5)

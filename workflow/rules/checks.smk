@@ -7,9 +7,9 @@ import sys
 from coop.config import build_config
 from coop.config_file import stop
 from coop.data.availability import check_obtainable
-from coop.data.datasets import check_dataset_on_disk, get_dataset, register_datasets
+from coop.data.datasets import DatasetError, check_dataset_on_disk, get_dataset, register_datasets
 from coop.data.shots_check import check_shots
-from coop.drivers import lock_advice
+from coop.drivers import lock_advice, takes_lock
 from coop.errors import user_errors
 from coop.io import remove_stale_temps
 from coop.methods.registry import MethodError, get_method, load_plugins
@@ -52,9 +52,17 @@ def _check_config():
         if name in used:
             check_dataset_on_disk(DATA_ROOT, get_dataset(name))
     if workflow.is_main_process:  # not again in every cluster job
+        warned = set()
         for name, exp in EXPERIMENTS.items():
             for ds in exp["datasets"] + exp.get("targets", []):
-                check_obtainable(DATA_ROOT, get_dataset(ds), f"experiments.{name}")
+                try:
+                    check_obtainable(DATA_ROOT, get_dataset(ds), f"experiments.{name}")
+                except DatasetError as e:
+                    if takes_lock(sys.argv):  # a run of jobs stops; a dry run (--lint, --dag, ...) plans on
+                        raise
+                    if ds not in warned:  # (the paper's sweep, before its data is fetched)
+                        warned.add(ds)
+                        print(f"warning: {e} (A run without -n stops here.)", file=sys.stderr)
             runs = exp["runs"].values()
             methods = [get_method(run.partition("/")[0]) for run in runs]
             if any(m.few_shot for m in methods):

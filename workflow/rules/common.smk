@@ -114,10 +114,6 @@ def _alternatives(names):
     return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
 
 
-ZERO_SHOT_METHODS = [m for m in config["methods"] if not get_method(m).few_shot]
-FEW_SHOT_METHODS = [m for m in config["methods"] if get_method(m).few_shot]
-
-
 wildcard_constraints:
     dataset=_alternatives(all_datasets()),
     target=_alternatives(all_datasets()),

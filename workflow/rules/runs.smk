@@ -1,6 +1,9 @@
 # Runs: zero-shot methods once per dataset x backbone x variant; few-shot methods one job per dataset x
 # backbone x variant x shots that trains every seed (fuse_seeds: CLIP loaded once, the method's train gets all
 # seeds), or one job per seed; and evaluations of finished runs (transfer, nearest words).
+# (After checks.smk: the plugins' methods are registered by then.)
+ZERO_SHOT_METHODS = [m for m in config["methods"] if not get_method(m).few_shot]
+FEW_SHOT_METHODS = [m for m in config["methods"] if get_method(m).few_shot]
 
 
 rule run_zeroshot:
