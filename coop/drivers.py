@@ -139,7 +139,9 @@ def lock_advice(folder: str | Path, argv: list[str]) -> tuple[str, str] | None:
     """None when nothing is in the way; else ("stop", message) when a live driver runs in `folder` on this host,
     jobs of a killed one still run here, or SLURM jobs of an earlier driver still run in `folder` (checked with
     or without a lock: --unlock does not end them); or ("note", message) with what to check before
-    `snakemake --unlock` when a lock is there and none of those was found."""
+    `snakemake --unlock` when a lock is there and none of those was found. SLURM jobs are named before local
+    processes: on a one-host cluster the processes inside a SLURM job are orphans here too, and scancel ends the
+    whole job."""
     if not takes_lock(argv):
         return None
     locks = sorted((Path(folder) / ".snakemake" / "locks").glob("*.lock"))
@@ -149,13 +151,6 @@ def lock_advice(folder: str | Path, argv: list[str]) -> tuple[str, str] | None:
         return "stop", (f"another snakemake (pid {d.pid}: {d.command}) is running in {os.path.realpath(folder)} on "
                         f"this host: let it finish, or stop it first (Ctrl-C in its terminal, or kill -INT {d.pid}: "
                         "it cancels its cluster jobs); do not --unlock, two drivers would run the same jobs")
-    orphans = orphan_jobs(folder) if locks else []
-    if orphans:
-        listed = "; ".join(f"pid {o.pid}: {o.command[:200]}" for o in orphans[:3])
-        return "stop", (f"{len(orphans)} job(s) of a killed snakemake still run in {os.path.realpath(folder)}: "
-                        f"{listed}; a rerun now would run them twice at once: wait for them to end or stop them "
-                        f"(kill {' '.join(str(o.pid) for o in orphans)}), then snakemake --unlock and rerun (training "
-                        "continues from its checkpoints)")
     queued = slurm_jobs(folder)
     if queued:
         ids = " ".join(job for job, _, _ in queued)
@@ -165,6 +160,13 @@ def lock_advice(folder: str | Path, argv: list[str]) -> tuple[str, str] | None:
                         "work again, two jobs training the same runs at once. If a snakemake still drives them (on "
                         "any host), let it finish; else its driver was killed: wait for them to end or cancel them "
                         f"(scancel {ids}), then {'snakemake --unlock and ' if locks else ''}rerun (training "
+                        "continues from its checkpoints)")
+    orphans = orphan_jobs(folder) if locks else []
+    if orphans:
+        listed = "; ".join(f"pid {o.pid}: {o.command[:200]}" for o in orphans[:3])
+        return "stop", (f"{len(orphans)} job(s) of a killed snakemake still run in {os.path.realpath(folder)}: "
+                        f"{listed}; a rerun now would run them twice at once: wait for them to end or stop them "
+                        f"(kill {' '.join(str(o.pid) for o in orphans)}), then snakemake --unlock and rerun (training "
                         "continues from its checkpoints)")
     if not locks:
         return None
