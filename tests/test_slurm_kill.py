@@ -22,10 +22,11 @@ import pytest
 from safetensors.numpy import load_file
 
 from conftest import ROOT
-from test_slurm import _cluster_config, _metric_columns, pytestmark  # noqa: F401 (the same marks and skips)
+from test_slurm import _cluster_config, _metric_columns, pytestmark as SLURM_MARKS
 from workflow_util import snakemake, snakemake_command
 
 RUN = "results/runs/toy_shapes/toy-rn/coop/end_m4/shots2/seed1"
+pytestmark = SLURM_MARKS  # the marks and skips of tests/test_slurm.py: only on request, as root
 FAST = ("--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs")  # as test_slurm.py
 
 

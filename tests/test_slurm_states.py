@@ -183,3 +183,20 @@ def test_squeue_failing_or_hanging_does_not_stop_a_run(tmp_path, monkeypatch):
     start = time.perf_counter()
     assert slurm_states.squeue("--me", timeout=0.5) is None
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.badinput
+def test_the_workflow_stops_beside_a_slurm_job_of_its_folder_and_makes_nothing(tmp_path, monkeypatch):
+    from workflow_util import TINY, snakemake
+
+    work = tmp_path / "work"
+    work.mkdir()
+    _fake_squeue(tmp_path / "bin", [f"77|RUNNING|{work}|rule_short_runs_run_fewshot_wildcards_a"])
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    proc = snakemake(work, "--cores", "1", config=TINY, timeout=120)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 2 and len(errors) == 1 and proc.stderr.strip().splitlines()[-1] == errors[0]
+    assert "1 SLURM job(s) of an earlier snakemake still run in" in errors[0] and "scancel 77" in errors[0]
+    assert "Traceback" not in proc.stderr and not (work / "results").exists() and not (work / "data").exists()
+    dry = snakemake(work, "-n", "--cores", "1", config=TINY, timeout=120)  # a dry run submits nothing
+    assert dry.returncode == 0, dry.stderr[-2000:]
