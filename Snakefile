@@ -27,6 +27,7 @@ except WorkflowError as e:  # raised while handling jsonschema's error: the key 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/checks.smk"
+include: "workflow/rules/slurm.smk"
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"

@@ -7,6 +7,11 @@ to make before `--unlock`.
 Drivers are found in /proc (Linux): processes running snakemake whose working directory is this folder
 (Snakemake changes into its --directory), not this process or its ancestors, and not Snakemake's own job
 processes (they run with `--mode subprocess` / `--mode remote`).
+
+A killed driver (SIGKILL) leaves its jobs running: local `coop` jobs (found in /proc) and SLURM jobs (found
+with `squeue --me`, by their working directory, which the SLURM plugin sets to the run's folder; only where
+squeue is installed). A rerun beside them would run the same runs twice at once, so it stops, naming them, with
+the command that ends them (kill / scancel); it never cancels them itself: their work may be nearly done.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from coop.slurm_states import live_jobs, squeue
 
 # Options that make Snakemake run without taking the lock (it neither checks nor writes one).
 _NO_LOCK = {"--unlock", "--nolock", "-n", "--dry-run", "--dryrun", "--lint", "--list", "-l", "--list-target-rules",
@@ -120,25 +127,49 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def slurm_jobs(folder: str | Path) -> list[tuple[str, str, str]]:
+    """(job id, state, comment) of this user's SLURM jobs still queued or running with `folder` as their working
+    directory (the plugin submits with -D <the run's folder>); empty where SLURM is absent (no squeue) or does
+    not answer."""
+    rows = squeue("--me", "--format=%i|%T|%Z|%k")
+    return live_jobs(rows, os.path.realpath(folder)) if rows else []
+
+
 def lock_advice(folder: str | Path, argv: list[str]) -> tuple[str, str] | None:
-    """None when no lock is in the way; else ("stop", message) when a live driver runs in `folder` on this host,
-    or ("note", message) with what to check before `snakemake --unlock` when none was found here."""
-    locks = sorted((Path(folder) / ".snakemake" / "locks").glob("*.lock"))
-    if not locks or not takes_lock(argv):
+    """None when nothing is in the way; else ("stop", message) when a live driver runs in `folder` on this host,
+    jobs of a killed one still run here, or SLURM jobs of an earlier driver still run in `folder` (checked with
+    or without a lock: --unlock does not end them); or ("note", message) with what to check before
+    `snakemake --unlock` when a lock is there and none of those was found. SLURM jobs are named before local
+    processes: on a one-host cluster the processes inside a SLURM job are orphans here too, and scancel ends the
+    whole job."""
+    if not takes_lock(argv):
         return None
-    live = drivers_in(folder)
+    locks = sorted((Path(folder) / ".snakemake" / "locks").glob("*.lock"))
+    live = drivers_in(folder) if locks else []
     if live:
         d = live[0]
         return "stop", (f"another snakemake (pid {d.pid}: {d.command}) is running in {os.path.realpath(folder)} on "
                         f"this host: let it finish, or stop it first (Ctrl-C in its terminal, or kill -INT {d.pid}: "
                         "it cancels its cluster jobs); do not --unlock, two drivers would run the same jobs")
-    orphans = orphan_jobs(folder)
+    queued = slurm_jobs(folder)
+    if queued:
+        ids = " ".join(job for job, _, _ in queued)
+        listed = ", ".join(f"{job} {state} {comment}" for job, state, comment in queued[:5])
+        return "stop", (f"{len(queued)} SLURM job(s) of an earlier snakemake still run in {os.path.realpath(folder)} "
+                        f"(squeue --me: {listed}{', ...' if len(queued) > 5 else ''}); a rerun now would submit their "
+                        "work again, two jobs training the same runs at once. If a snakemake still drives them (on "
+                        "any host), let it finish; else its driver was killed: wait for them to end or cancel them "
+                        f"(scancel {ids}), then {'snakemake --unlock and ' if locks else ''}rerun (training "
+                        "continues from its checkpoints)")
+    orphans = orphan_jobs(folder) if locks else []
     if orphans:
         listed = "; ".join(f"pid {o.pid}: {o.command[:200]}" for o in orphans[:3])
         return "stop", (f"{len(orphans)} job(s) of a killed snakemake still run in {os.path.realpath(folder)}: "
                         f"{listed}; a rerun now would run them twice at once: wait for them to end or stop them "
                         f"(kill {' '.join(str(o.pid) for o in orphans)}), then snakemake --unlock and rerun (training "
                         "continues from its checkpoints)")
+    if not locks:
+        return None
     age = _age(time.time() - max(p.stat().st_mtime for p in locks))
     return "note", (f"{Path(folder) / '.snakemake' / 'locks'} holds {len(locks)} lock(s), written {age} ago, and no "
                     f"snakemake runs in this folder on {socket.gethostname()}. If none runs from another host either "

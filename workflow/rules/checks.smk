@@ -81,9 +81,11 @@ def _stop_on_bad_value(check):
 _stop_on_bad_value(_check_config)
 
 
-# Another driver in this folder (Snakemake takes its lock after this file is read): a live one on this host
-# stops this one (one line, exit 2; --unlock would let both run the same jobs); a lock with no driver found gets
-# the checks to make before --unlock, printed before Snakemake's own lock error (coop.drivers).
+# Another driver in this folder (Snakemake takes its lock after this file is read): a live one on this host, or
+# jobs of a killed one still running (local, or SLURM jobs of this folder in squeue, with or without a lock)
+# stop this one (one line naming them, exit 2; running beside them would run the same jobs twice); a lock with
+# none of these found gets the checks to make before --unlock, printed before Snakemake's own lock error
+# (coop.drivers).
 if workflow.is_main_process:
     _lock = lock_advice(os.getcwd(), sys.argv)
     if _lock and _lock[0] == "stop":
