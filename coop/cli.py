@@ -54,8 +54,8 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
 
 def cmd_features(a: argparse.Namespace) -> None:
     from coop.data.datasets import get_dataset, read_split
-    from coop.data.fewshot import manifest_items, read_manifest
-    from coop.experiment import cache_keys, compute_features
+    from coop.data.fewshot import read_manifest
+    from coop.experiment import cache_keys, compute_features, fewshot_pool
     from coop.features import save_features
     from coop.models.clip import load_clip
     from coop.provenance import default_device
@@ -64,12 +64,7 @@ def cmd_features(a: argparse.Namespace) -> None:
     if a.part == "fewshot":
         if not a.manifest:
             raise SystemExit("error: --part fewshot needs --manifest files")
-        seen: dict[str, object] = {}
-        for m in a.manifest:
-            man = read_manifest(m)
-            for it in manifest_items(man, "train") + manifest_items(man, "val"):
-                seen.setdefault(it.path, it)
-        items = [seen[p] for p in sorted(seen)]
+        items = fewshot_pool([read_manifest(m) for m in a.manifest])
     else:
         items = getattr(read_split(a.root, spec), a.part)
     device = a.device or default_device()
