@@ -87,7 +87,8 @@ def _prepare(
     split = state["split"]
     manifest = None
     if info.few_shot:
-        manifest = _manifest(manifest_path(cache_dir, dataset, shots, seed), dataset, split, shots, seed, log)
+        manifest = read_or_sample_manifest(manifest_path(cache_dir, dataset, shots, seed), dataset, lambda: split,
+                                           shots, seed, log)
 
     def load() -> Any:
         # Torch is imported only here: methods that read cached features alone (linear probe) start fast.
@@ -153,16 +154,17 @@ def _prepare(
     return _Run(ctx, cfg, out, config, manifest, state, start, prepare_seconds=time.time() - start)
 
 
-def _manifest(mpath: Path, dataset: str, split, shots: int, seed: int, log: Callable[[str], None]) -> dict:
-    """The run's few-shot manifest: read, or sampled and written when missing or unreadable (a truncated or
-    garbled file: sampling is deterministic, so the new one equals the one it replaces; the log says so)."""
-    why = None
+def read_or_sample_manifest(mpath: str | Path, dataset: str, split: Callable[[], Any], shots: int, seed: int,
+                            log: Callable[[str], None]) -> dict:
+    """A few-shot manifest: read, or sampled from `split()` and written when missing or unreadable (a truncated
+    or garbled file: sampling is deterministic, so the new one equals the one it replaces; the log says so)."""
+    mpath, why = Path(mpath), None
     if mpath.exists():
         try:
             return read_manifest(mpath)
         except DatasetError as e:
             why = str(e).replace(f"Manifest {mpath} ", "it ").split("; delete it")[0]
-    write_manifest(mpath, make_manifest(dataset, split, shots, seed))
+    write_manifest(mpath, make_manifest(dataset, split(), shots, seed))
     if why is not None:
         log(rebuilt(mpath, why))
     return read_manifest(mpath)

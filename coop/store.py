@@ -56,6 +56,14 @@ def manifest_path(root: str | Path, dataset: str, shots, seed) -> Path:
     return Path(path("manifest", root, dataset=dataset, shots=shots, seed=seed))
 
 
+def manifest_fields(manifest: str | Path) -> tuple[int, int] | None:
+    """(shots, seed) of a manifest file named by the "manifest" pattern, or None for another name."""
+    name = PATTERNS["manifest"].rsplit("/", 1)[1]
+    found = re.fullmatch(re.escape(name).replace(r"\{shots\}", r"(\d+)").replace(r"\{seed\}", r"(\d+)"),
+                         Path(manifest).name)
+    return (int(found[1]), int(found[2])) if found else None
+
+
 def features_path(root: str | Path, dataset: str, backbone: str, part: str) -> Path:
     return Path(path("features", root, dataset=dataset, backbone=backbone, part=part))
 
