@@ -3,10 +3,12 @@ checkpoint is made again (the log names the file and why), the results equal a c
 few-shot subset makes a view cache of its own instead of an error.
 
 The reference of each test is a clean run of the same config in a fresh cache folder (seeded: equal bit for bit).
-Hand runs (coop.experiment.run_experiment) here; the workflow's own (Snakemake reruns, jobs that are not redone)
-in test_cache_repair_workflow.py.
+First hand runs (coop.experiment.run_experiment), then the workflow (Snakemake reruns of a finished small sweep:
+which jobs run again, which files are left alone).
 """
+import copy
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +20,7 @@ from coop.experiment import cache_keys, compute_features, fewshot_pool, run_expe
 from coop.data.fewshot import read_manifest
 from coop.features import save_features
 from coop.store import checkpoint_path, features_path, manifest_path
+from workflow_util import TINY, snakemake
 
 pytestmark = pytest.mark.resume
 
@@ -176,3 +179,166 @@ def test_a_new_fewshot_subset_makes_views_of_its_own(toy_root, tmp_path):
     _same_result(got, ref, tmp_path / "new", tmp_path / "ref")
     assert new.read_bytes() == next((tmp_path / "fresh" / "features" / DATASET / "toy-rn" / "views").glob(
         "shots1_seed1_*.safetensors")).read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# The workflow: a finished small sweep, a cache garbled, the same command again.
+
+SMALL = {**copy.deepcopy(TINY),
+         "methods": {"zeroshot": {"default": {}}, "linear_probe": {"default": {}},
+                     "coop": {"end_m4": {"n_ctx": 4, "epochs": 4}}},
+         "experiments": {"fewshot": {"datasets": [DATASET], "backbones": ["toy-rn"], "shots": [1],
+                                     "runs": {"zeroshot": "zeroshot/default", "linear_probe": "linear_probe/default",
+                                              "coop": "coop/end_m4"}}}}
+FEATURES = Path("results/features") / DATASET / "toy-rn"
+RUNS = Path("results/runs") / DATASET / "toy-rn"
+COOP_LOG = Path("results/logs/runs") / DATASET / "toy-rn/coop/end_m4/shots1.log"
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Path:
+    """The small sweep (one dataset, zero-shot, linear probe and CoOp at 1 shot, 2 seeds) run once: the reference,
+    copied (never changed) by each test."""
+    work = tmp_path_factory.mktemp("small")
+    proc = snakemake(work, "--cores", "2", config=SMALL)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work
+
+
+def _copy(small_run: Path, to: Path) -> Path:
+    shutil.copytree(small_run, to, symlinks=True)  # mtimes kept: Snakemake sees a finished sweep
+    return to
+
+
+def _rerun(work: Path) -> list[tuple[str, set[str]]]:
+    """The same command again: (rule, outputs) of each job it started."""
+    proc = snakemake(work, "--cores", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    started, rule = [], None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        found = re.match(r"^(?:local)?rule (\w+):$", line)
+        if found:
+            rule = found[1]
+        elif rule and line.strip().startswith("output:"):
+            started.append((rule, {o.strip() for o in line.split(":", 1)[1].split(",")}))
+            rule = None
+    return started
+
+
+def _nothing_left(work: Path) -> None:
+    """A dry run afterwards has nothing to do: every rebuilt file equals the one Snakemake recorded."""
+    proc = snakemake(work, "--cores", "2", "-n")
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def _same_results(work: Path, ref: Path) -> None:
+    metrics = sorted((ref / "results/runs").glob("**/metrics.json"))
+    assert len(metrics) == 5
+    for m in metrics:
+        rel = m.relative_to(ref)
+        ours, theirs = json.loads((work / rel).read_text()), json.loads(m.read_text())
+        for key in RESULT_KEYS:
+            assert ours.get(key) == theirs.get(key), (rel, key)
+        for art in m.parent.glob("*.safetensors"):
+            assert (work / rel.parent / art.name).read_bytes() == art.read_bytes(), rel.parent / art.name
+    for table in ("fewshot.csv", "runs.csv"):
+        import pandas as pd
+
+        cols = [c for c in pd.read_csv(ref / "results/tables" / table).columns if "seconds" not in c]
+        pd.testing.assert_frame_equal(pd.read_csv(work / "results/tables" / table)[cols],
+                                      pd.read_csv(ref / "results/tables" / table)[cols])
+
+
+def _logs(work: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted((work / "results/logs").rglob("*.log")))
+
+
+def test_workflow_rebuilds_truncated_feature_caches(small_run, tmp_path):
+    """Declared outputs, truncated after the sweep: the runs that read them (rerun by Snakemake: their input
+    changed) make them again, not the feature rules; byte for byte, so the results equal the clean run's and a
+    dry run then has nothing left to do."""
+    work = _copy(small_run, tmp_path / "work")
+    test, fewshot = FEATURES / "test.safetensors", FEATURES / "fewshot.safetensors"
+    original = {p: (work / p).read_bytes() for p in (test, fewshot)}
+    views = {p: p.stat().st_mtime_ns for p in (work / FEATURES / "views").iterdir()}
+    _truncate(work / test)
+    _truncate(work / fewshot)
+    started = _rerun(work)
+    rules = {rule for rule, _ in started}
+    assert "run_fewshot" in rules and not rules & {"test_features", "fewshot_features", "fewshot_manifest"}, started
+    logs = _logs(work)
+    for p in (test, fewshot):
+        assert re.search(rf"^{re.escape(str(p))} rebuilt: not a valid safetensors", logs, re.M), (p, logs[-3000:])
+        assert (work / p).read_bytes() == original[p], p
+    assert "Delete it" not in logs
+    assert {p: p.stat().st_mtime_ns for p in (work / FEATURES / "views").iterdir()} == views  # read, not rebuilt
+    _same_results(work, small_run)
+    _nothing_left(work)
+
+
+def test_workflow_rebuilds_a_garbled_manifest(small_run, tmp_path):
+    """A manifest garbled after the sweep: the job that reads it first (the few-shot features) samples it again,
+    equal to the original (not its rule: the split did not change); the results equal the clean run's."""
+    work = _copy(small_run, tmp_path / "work")
+    manifest = Path("results/fewshot") / DATASET / "shots1_seed2.json"
+    original = (work / manifest).read_bytes()
+    (work / manifest).write_text('{"dataset": ')
+    started = _rerun(work)
+    assert "fewshot_manifest" not in {rule for rule, _ in started}, started
+    logs = _logs(work)
+    assert re.search(rf"^{re.escape(str(manifest))} rebuilt: it is not valid JSON", logs, re.M), logs[-3000:]
+    assert (work / manifest).read_bytes() == original and "Delete it" not in logs
+    _same_results(work, small_run)
+    _nothing_left(work)
+
+
+def test_workflow_rebuilds_a_truncated_view_cache_and_a_corrupt_checkpoint(small_run, tmp_path):
+    """Undeclared caches: a CoOp cell interrupted (one seed's metrics.json gone) with a garbled checkpoint left,
+    and its truncated view cache: the rerun trains that cell again from scratch, rebuilds the views (the log
+    names both), equals the clean run; no other job runs and the other seed's views are untouched."""
+    work = _copy(small_run, tmp_path / "work")
+    (views1,) = (work / FEATURES / "views").glob("shots1_seed1_*.safetensors")
+    (views2,) = (work / FEATURES / "views").glob("shots1_seed2_*.safetensors")
+    original, mtime2 = views1.read_bytes(), views2.stat().st_mtime_ns
+    _truncate(views1)
+    seed1 = work / RUNS / "coop/end_m4/shots1/seed1"
+    (seed1 / "metrics.json").unlink()
+    (seed1 / "checkpoint.pt").write_bytes(b"PK\x03\x04 half a zip")  # a torch.save cut short
+    started = _rerun(work)
+    assert not {rule for rule, _ in started} & {"test_features", "fewshot_features", "fewshot_manifest",
+                                               "run_zeroshot", "toy_dataset"}, started
+    assert [outs for rule, outs in started if rule == "run_fewshot"] == [
+        {str(RUNS / f"coop/end_m4/shots1/seed{s}/metrics.json") for s in (1, 2)}]
+    log = (work / COOP_LOG).read_text()
+    assert re.search(rf"^{re.escape(str(views1.relative_to(work)))} rebuilt: unreadable", log, re.M), log[-3000:]
+    ck = Path("results/runs") / DATASET / "toy-rn/coop/end_m4/shots1/seed1/checkpoint.pt"
+    assert re.search(rf"^{re.escape(str(ck))} rebuilt: not a valid training checkpoint .*training from scratch$",
+                     log, re.M), log[-3000:]
+    assert views1.read_bytes() == original and views2.stat().st_mtime_ns == mtime2
+    _same_results(work, small_run)
+
+
+def test_workflow_a_changed_split_gives_views_under_a_new_key(small_run, tmp_path):
+    """The split file edited after the sweep (its images sampled for seed 1 removed): the rerun samples a new
+    subset and builds its views under a new key (no "belongs to another subset ... Delete it"), removes the old
+    key's file, and equals a clean run of the edited data."""
+    work = _copy(small_run, tmp_path / "work")
+    split_file = work / "data" / DATASET / get_dataset(DATASET).split_file
+    split = json.loads(split_file.read_text())
+    picked = {p for p, _, _ in read_manifest(work / "results/fewshot" / DATASET / "shots1_seed1.json")["train"]}
+    split["train"] = [it for it in split["train"] if it[0] not in picked]
+    split_file.write_text(json.dumps(split))
+    (old,) = (work / FEATURES / "views").glob("shots1_seed1_*.safetensors")
+    clean_new = tmp_path / "clean"  # the reference: a clean sweep of the edited data
+    clean_new.mkdir()
+    shutil.copytree(work / "data", clean_new / "data", symlinks=True)
+    _rerun(work)
+    logs = _logs(work)
+    assert "Delete it" not in logs and "belongs to another subset" not in logs
+    (new,) = (work / FEATURES / "views").glob("shots1_seed1_*.safetensors")
+    assert new.name != old.name and not old.exists()
+    assert f"removed {old.relative_to(work)}" in logs
+    proc = snakemake(clean_new, "--cores", "2", config=SMALL)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (clean_new / FEATURES / "views" / new.name).read_bytes() == new.read_bytes()
+    _same_results(work, clean_new)
