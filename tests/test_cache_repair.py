@@ -293,7 +293,8 @@ def test_workflow_rebuilds_a_garbled_manifest(small_run, tmp_path):
 
 
 def test_workflow_rebuilds_a_truncated_view_cache_and_a_corrupt_checkpoint(small_run, tmp_path):
-    """Undeclared caches: a CoOp cell interrupted (one seed's metrics.json gone) with a garbled checkpoint left,
+    """Undeclared caches: a sweep interrupted in a CoOp cell (one seed's metrics.json, the tables not yet written)
+    with a garbled checkpoint left,
     and its truncated view cache: the rerun trains that cell again from scratch, rebuilds the views (the log
     names both), equals the clean run; no other job runs and the other seed's views are untouched."""
     work = _copy(small_run, tmp_path / "work")
@@ -304,6 +305,8 @@ def test_workflow_rebuilds_a_truncated_view_cache_and_a_corrupt_checkpoint(small
     seed1 = work / RUNS / "coop/end_m4/shots1/seed1"
     (seed1 / "metrics.json").unlink()
     (seed1 / "checkpoint.pt").write_bytes(b"PK\x03\x04 half a zip")  # a torch.save cut short
+    shutil.rmtree(work / "results/tables")  # interrupted before the end of the sweep: no tables, no figures yet
+    shutil.rmtree(work / "figures")
     started = _rerun(work)
     assert not {rule for rule, _ in started} & {"test_features", "fewshot_features", "fewshot_manifest",
                                                "run_zeroshot", "toy_dataset"}, started
