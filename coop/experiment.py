@@ -1,7 +1,8 @@
 """One run: dataset x backbone x method variant x shots x seed -> metrics.json (+ learned parameters).
 
 Inputs come from the caches that the workflow builds (manifest, feature files); a run started by hand
-builds whatever is missing, so every method also runs alone.
+builds whatever is missing, so every method also runs alone. One that is truncated or garbled (or, for the test
+features, made from another split) is made again in place, equal to what its rule writes, and the log says so.
 """
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from coop.config import build_config
-from coop.data.datasets import get_dataset, image_root, read_split
-from coop.data.datasets import DatasetError, Item
+from coop.data.datasets import DatasetError, Item, get_dataset, image_root, read_split
 from coop.data.fewshot import items_hash, make_manifest, manifest_items, read_manifest, write_manifest
 from coop.features import CacheError, Features, feature_precision, load_features, rebuilt, save_features
 from coop.io import atomic_path, remove_stale_temps, write_json
