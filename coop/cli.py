@@ -52,10 +52,23 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}: {cfg.model} after {cfg.steps} steps, final loss {losses[-1]:.4f}")
 
 
+def _manifest(path: str, a: argparse.Namespace, spec) -> dict:
+    """A manifest `coop features --part fewshot` covers; a truncated or garbled one named like the workflow's
+    (shots{K}_seed{S}.json) is sampled again in place (coop.experiment.read_or_sample_manifest)."""
+    from coop.data.datasets import read_split
+    from coop.data.fewshot import read_manifest
+    from coop.experiment import read_or_sample_manifest
+    from coop.store import manifest_fields
+
+    fields = manifest_fields(path)
+    if fields is None:
+        return read_manifest(path)
+    return read_or_sample_manifest(path, a.dataset, lambda: read_split(a.root, spec), *fields, log=print)
+
+
 def cmd_features(a: argparse.Namespace) -> None:
     from coop.data.datasets import get_dataset, read_split
-    from coop.data.fewshot import manifest_items, read_manifest
-    from coop.experiment import cache_keys, compute_features
+    from coop.experiment import cache_keys, compute_features, fewshot_pool
     from coop.features import save_features
     from coop.models.clip import load_clip
     from coop.provenance import default_device
@@ -64,12 +77,7 @@ def cmd_features(a: argparse.Namespace) -> None:
     if a.part == "fewshot":
         if not a.manifest:
             raise SystemExit("error: --part fewshot needs --manifest files")
-        seen: dict[str, object] = {}
-        for m in a.manifest:
-            man = read_manifest(m)
-            for it in manifest_items(man, "train") + manifest_items(man, "val"):
-                seen.setdefault(it.path, it)
-        items = [seen[p] for p in sorted(seen)]
+        items = fewshot_pool([_manifest(m, a, spec) for m in a.manifest])
     else:
         items = getattr(read_split(a.root, spec), a.part)
     device = a.device or default_device()

@@ -1,11 +1,13 @@
 """One run: dataset x backbone x method variant x shots x seed -> metrics.json (+ learned parameters).
 
 Inputs come from the caches that the workflow builds (manifest, feature files); a run started by hand
-builds whatever is missing, so every method also runs alone.
+builds whatever is missing, so every method also runs alone. One that is truncated or garbled (or, for the test
+features, made from another split) is made again in place, equal to what its rule writes, and the log says so.
 """
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import sys
@@ -14,9 +16,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from coop.config import build_config
-from coop.data.datasets import get_dataset, image_root, read_split
+from coop.data.datasets import DatasetError, Item, get_dataset, image_root, read_split
 from coop.data.fewshot import items_hash, make_manifest, manifest_items, read_manifest, write_manifest
-from coop.features import Features, feature_precision, load_features, save_features
+from coop.features import CacheError, Features, feature_precision, load_features, rebuilt, save_features
 from coop.io import atomic_path, remove_stale_temps, write_json
 from coop.methods.base import RunContext
 from coop.defaults import CROP_MIN
@@ -85,10 +87,8 @@ def _prepare(
     split = state["split"]
     manifest = None
     if info.few_shot:
-        mpath = manifest_path(cache_dir, dataset, shots, seed)
-        if not mpath.exists():
-            write_manifest(mpath, make_manifest(dataset, split, shots, seed))
-        manifest = read_manifest(mpath)
+        manifest = read_or_sample_manifest(manifest_path(cache_dir, dataset, shots, seed), dataset, lambda: split,
+                                           shots, seed, log)
 
     def load() -> Any:
         # Torch is imported only here: methods that read cached features alone (linear probe) start fast.
@@ -103,6 +103,15 @@ def _prepare(
         path = features_path(cache_dir, dataset, backbone, part)
         keys = cache_keys(dataset, backbone, model, pretrained, part)
         if path.exists():
+            why = _unusable_features(path, keys, items if part == "test" else None)
+            if why is None:
+                return load_features(path, **keys)
+            # Shared (the workflow's feature rule made it): made again in full, as that rule does, so that it
+            # serves every run and equals the original byte for byte.
+            full = items if part == "test" else fewshot_pool(_manifests_of(cache_dir, dataset, manifest))
+            save_features(path, compute_features(load(), dataset, full, data_root, state["device"], "fp32", log),
+                          full, keys)
+            log(rebuilt(path, why))
             return load_features(path, **keys)
         precision = getattr(cfg, "precision", "fp32")
         feats = compute_features(load(), dataset, items, data_root, state["device"], precision, log)
@@ -119,8 +128,8 @@ def _prepare(
         items = manifest_items(manifest, "train")
         keys = view_keys(items, manifest["hash"], backbone, model, pretrained, clip.preprocess, crop_min)
         return open_views(clip, items, image_root(data_root, spec), manifest["hash"], epochs,
-                          views_path(cache_dir, dataset, backbone, shots, seed, crop_min), keys, state["device"], log,
-                          crop_min)
+                          views_path(cache_dir, dataset, backbone, shots, seed, keys, crop_min), keys,
+                          state["device"], log, crop_min)
 
     if "test" not in state:
         state["test"] = cached("test", split.test)
@@ -145,6 +154,60 @@ def _prepare(
     return _Run(ctx, cfg, out, config, manifest, state, start, prepare_seconds=time.time() - start)
 
 
+def read_or_sample_manifest(mpath: str | Path, dataset: str, split: Callable[[], Any], shots: int, seed: int,
+                            log: Callable[[str], None]) -> dict:
+    """A few-shot manifest: read, or sampled from `split()` and written when missing or unreadable (a truncated
+    or garbled file: sampling is deterministic, so the new one equals the one it replaces; the log says so)."""
+    mpath, why = Path(mpath), None
+    if mpath.exists():
+        try:
+            return read_manifest(mpath)
+        except DatasetError as e:
+            why = str(e).replace(f"Manifest {mpath} ", "it ").split("; delete it")[0]
+    write_manifest(mpath, make_manifest(dataset, split(), shots, seed))
+    if why is not None:
+        log(rebuilt(mpath, why))
+    return read_manifest(mpath)
+
+
+def _unusable_features(path: Path, keys: dict[str, str], items: list[Item] | None) -> str | None:
+    """Why the feature cache at `path` cannot serve a run (unreadable: truncated, garbled; other keys; other
+    images than `items`, when given), or None when it can. A file that is really a pickle is refused: a
+    CacheError that names it (it is kept for inspection, never unpickled)."""
+    try:
+        have = load_features(path, **keys)
+    except CacheError as e:
+        if e.why is None or "looks like a pickle" in e.why:
+            raise
+        return e.why
+    if items is not None and have.meta.get("items_hash") != items_hash(items):
+        return "it holds other images than the split (the split file changed)"
+    return None
+
+
+def fewshot_pool(manifests: list[dict]) -> list[Item]:
+    """Every image of the few-shot `manifests` (train and val) once, in path order: what the few-shot feature
+    cache holds (`coop features --part fewshot`)."""
+    seen: dict[str, Item] = {}
+    for man in manifests:
+        for it in manifest_items(man, "train") + manifest_items(man, "val"):
+            seen.setdefault(it.path, it)
+    return [seen[p] for p in sorted(seen)]
+
+
+def _manifests_of(cache_dir: str | Path, dataset: str, current: dict | None) -> list[dict]:
+    """The readable manifests of `dataset` under `cache_dir` (those the few-shot feature cache covers), with
+    the run's own."""
+    found = sorted(glob.glob(glob.escape(str(manifest_path(cache_dir, dataset, "\0", "\0"))).replace("\0", "*")))
+    out = [current] if current else []
+    for p in found:
+        try:
+            out.append(read_manifest(p))
+        except DatasetError:
+            continue
+    return out
+
+
 def _finish(run: _Run, result, keep_checkpoint: bool, write: bool = True) -> dict[str, Any]:
     """Evaluate `result` on the test labels, write the artifacts and metrics.json (last) of `run`.
 
@@ -159,11 +222,11 @@ def _finish(run: _Run, result, keep_checkpoint: bool, write: bool = True) -> dic
     metrics = classification_metrics(result.logits, test.labels)
     out.mkdir(parents=True, exist_ok=True)
     for name, tensors in result.artifacts.items():
-        from safetensors.numpy import save_file
+        from coop.view_cache import write_tensors  # the same content gives the same bytes
 
         with atomic_path(out / name) as tmp:
-            save_file(tensors, str(tmp), metadata={"dataset": dataset, "backbone": backbone, "method": method,
-                                                    "variant": variant, "shots": str(shots), "seed": str(seed)})
+            write_tensors(tmp, tensors, {"dataset": dataset, "backbone": backbone, "method": method,
+                                         "variant": variant, "shots": str(shots), "seed": str(seed)})
     record = {
         "dataset": dataset, "backbone": backbone, "model": c["model"], "pretrained": c["pretrained"],
         "init_seed": c["init_seed"], "method": method, "variant": variant, "shots": shots, "seed": seed,

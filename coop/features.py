@@ -23,7 +23,18 @@ from coop.progress import Progress
 
 class CacheError(ValueError):
     """A feature cache, or a file a finished run left (metrics, learned parameters), that is missing, unreadable
-    or does not match what the caller expects."""
+    or does not match what the caller expects. `path` and `why` (what is wrong with it, without the fix), when
+    given, let a caller that can make the file again do so and say why (`rebuilt`)."""
+
+    def __init__(self, message: str, path: str | Path | None = None, why: str | None = None):
+        super().__init__(message)
+        self.path, self.why = path, why
+
+
+def rebuilt(path: str | Path, why: str) -> str:
+    """The log line of a cache (features, views, checkpoint, manifest) that was stale or unreadable and is made
+    again from what it is computed from."""
+    return f"{path} rebuilt: {why}"
 
 
 def read_tensors(path: str | Path, what: str, fix: str, framework: str = "numpy") -> dict:
@@ -74,7 +85,8 @@ class Features:
 
 
 def save_features(path: str | Path, feats, items: list[Item], meta: dict[str, str]) -> None:
-    from safetensors.numpy import save_file
+    """Write a feature cache (atomically; the same features and keys give the same bytes)."""
+    from coop.view_cache import write_tensors
 
     meta = {**{k: str(v) for k, v in meta.items()}, "items_hash": items_hash(items), "n": str(len(items))}
     meta["paths"] = "\n".join(it.path for it in items)
@@ -83,7 +95,7 @@ def save_features(path: str | Path, feats, items: list[Item], meta: dict[str, st
         "labels": np.array([it.label for it in items], dtype=np.int64),
     }
     with atomic_path(path) as tmp:
-        save_file(arrays, str(tmp), metadata=meta)
+        write_tensors(tmp, arrays, meta)
 
 
 def load_features(path: str | Path, **expect: str) -> Features:
@@ -97,14 +109,13 @@ def load_features(path: str | Path, **expect: str) -> Features:
             meta = dict(f.metadata() or {})
             feats, labels = f.get_tensor("features"), f.get_tensor("labels")
     except Exception as e:  # safetensors raises several types for corrupt files
-        raise CacheError(
-            f"Unreadable feature cache {path}: not a valid safetensors feature file ({_reason(path, e)}); caches "
-            "are never unpickled. Delete it and rerun: it is recomputed from the images."
-        ) from None
+        why = f"not a valid safetensors feature file ({_reason(path, e)})"
+        raise CacheError(f"Unreadable feature cache {path}: {why}; caches are never unpickled. Delete it and rerun: "
+                         "it is recomputed from the images.", path, why) from None
     for key, value in expect.items():
         if meta.get(key) != str(value):
-            raise CacheError(f"Feature cache {path} has {key}={meta.get(key)!r}, expected {value!r}; "
-                             "delete it and rerun.")
+            why = f"it has {key}={meta.get(key)!r}, expected {value!r}"
+            raise CacheError(f"Feature cache {path}: {why}; delete it and rerun.", path, why)
     paths = meta.pop("paths").split("\n") if meta.get("paths") else []
     return Features(feats, labels, paths, meta)
 

@@ -171,7 +171,7 @@ def torch_load_reason(e: Exception) -> str:
 
     text = str(e)
     if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in text:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", text)
         if found:
             return f"a pickle that holds more than tensors: it refers to {found.group(1)}"
         return "not a torch checkpoint (an unreadable pickle)"

@@ -7,6 +7,9 @@ Light: no torch or pandas (the workflow imports this at every parse).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from pathlib import Path
 
 from coop.defaults import CROP_MIN
@@ -19,8 +22,9 @@ PATTERNS = {
     "manifest": "fewshot/{dataset}/shots{shots}_seed{seed}.json",
     # test-transform image features of a split part ("test", or "fewshot": every subset's images) (coop.features)
     "features": "features/{dataset}/{backbone}/{part}.safetensors",
-    # augmented training views of one subset (coop.views); {crop} is "" for the official crop_min
-    "views": "features/{dataset}/{backbone}/views/shots{shots}_seed{seed}{crop}.safetensors",
+    # augmented training views of one subset (coop.views); {crop} is "" for the official crop_min, {key} a short
+    # hash of what the views are made from (the subset, its images, the encoder, the transform: views_key)
+    "views": "features/{dataset}/{backbone}/views/shots{shots}_seed{seed}{crop}_{key}.safetensors",
     # one run: metrics.json (written last), learned parameters, nearest words, its training checkpoint
     "run": "runs/{dataset}/{backbone}/{method}/{variant}/shots{shots}/seed{seed}",
     # the runs of a cell (every seed) evaluated on other datasets (coop.transfer)
@@ -52,15 +56,44 @@ def manifest_path(root: str | Path, dataset: str, shots, seed) -> Path:
     return Path(path("manifest", root, dataset=dataset, shots=shots, seed=seed))
 
 
+def manifest_fields(manifest: str | Path) -> tuple[int, int] | None:
+    """(shots, seed) of a manifest file named by the "manifest" pattern, or None for another name."""
+    name = PATTERNS["manifest"].rsplit("/", 1)[1]
+    found = re.fullmatch(re.escape(name).replace(r"\{shots\}", r"(\d+)").replace(r"\{seed\}", r"(\d+)"),
+                         Path(manifest).name)
+    return (int(found[1]), int(found[2])) if found else None
+
+
 def features_path(root: str | Path, dataset: str, backbone: str, part: str) -> Path:
     return Path(path("features", root, dataset=dataset, backbone=backbone, part=part))
 
 
-def views_path(root: str | Path, dataset: str, backbone: str, shots, seed, crop_min: float = CROP_MIN) -> Path:
-    """The augmented-view cache of a few-shot subset, beside the backbone's feature caches; one per
-    augmentation (crop_min)."""
+def views_key(keys: dict) -> str:
+    """The short hash in a view cache's name: of every key it must match (coop.views.view_keys), so that a new
+    subset (an edited split file, regenerated data), encoder or transform makes a new file, never a clash."""
+    text = json.dumps({str(k): str(v) for k, v in keys.items()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:VIEWS_KEY_LEN]
+
+
+VIEWS_KEY_LEN = 12
+
+
+def views_path(root: str | Path, dataset: str, backbone: str, shots, seed, keys: dict,
+               crop_min: float = CROP_MIN) -> Path:
+    """The augmented-view cache of a few-shot subset, beside the backbone's feature caches: one per
+    augmentation (crop_min) and per set of `keys` (`views_key`)."""
     return Path(path("views", root, dataset=dataset, backbone=backbone, shots=shots, seed=seed,
-                     crop=crop_suffix(crop_min)))
+                     crop=crop_suffix(crop_min), key=views_key(keys)))
+
+
+def other_views(views: str | Path) -> list[Path]:
+    """The view caches of the same cell (dataset, backbone, shots, seed, crop) as the file `views` but of other
+    keys (made from an earlier subset, encoder or transform), and one named before views had keys."""
+    views = Path(views)
+    cell = views.name[:-len(".safetensors")].rsplit("_", 1)[0]
+    same = re.compile(re.escape(cell) + rf"(_[0-9a-f]{{{VIEWS_KEY_LEN}}})?\.safetensors")
+    folder = views.parent
+    return sorted(p for p in folder.iterdir() if p != views and same.fullmatch(p.name)) if folder.is_dir() else []
 
 
 def run_dir(root: str | Path, dataset: str, backbone: str, method: str, variant: str, shots, seed) -> Path:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coop.features import rebuilt
 from coop.io import atomic_path, torch_load_reason
 from coop.progress import Progress
 from coop.schedule import epochs_for_shots, resolve_epochs  # noqa: F401 - the schedule, read here
@@ -27,7 +28,12 @@ class NonFiniteLossError(RuntimeError):
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be used."""
+    """A checkpoint file that cannot be used. `why`: what is wrong with it (no fix); `crafted`: it is a pickle
+    that refers to code (not a truncated or garbled checkpoint but a file made to run something): refused, kept."""
+
+    def __init__(self, message: str, why: str = "", crafted: bool = False):
+        super().__init__(message)
+        self.why, self.crafted = why or message, crafted
 
 
 @dataclass
@@ -67,12 +73,25 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling refusal or corruption means: not a usable checkpoint
-        raise CheckpointError(f"{path} is not a valid training checkpoint ({torch_load_reason(e)}); it is loaded "
-                              "weights-only and never unpickled. Delete it to train from scratch.") from None
+        why = f"not a valid training checkpoint ({torch_load_reason(e)})"
+        raise CheckpointError(f"{path} is {why}; it is loaded weights-only and never unpickled. Delete it to train "
+                              "from scratch.", why, crafted=torch_load_reason(e).startswith("a pickle that holds")
+                              ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a coop training checkpoint (format {CHECKPOINT_FORMAT}). "
-                              "Delete it to train from scratch.")
+        why = f"not a coop training checkpoint (format {CHECKPOINT_FORMAT})"
+        raise CheckpointError(f"{path} is {why}. Delete it to train from scratch.", why)
     return state
+
+
+_STATE_KEYS = {"key": str, "epoch": int, "history": list, "module": dict, "optimizer": dict, "scaler": dict,
+               "rng": torch.Tensor, "generator": torch.Tensor}
+
+
+def _check_state(state: dict[str, Any]) -> None:
+    """A CheckpointError unless `state` has every entry `_resume` restores, of the right kind."""
+    bad = [k for k, kind in _STATE_KEYS.items() if not isinstance(state.get(k), kind)]
+    if bad:
+        raise CheckpointError(f"checkpoint lacks or has malformed {bad}", f"it lacks or has malformed {bad}")
 
 
 def lr_at_epoch(epoch: int, cfg: TrainConfig) -> float:
@@ -288,7 +307,17 @@ def _resume(ck: Checkpointing, cfg: TrainConfig, optimizer, scaler, generator: t
     """Restore a matching checkpoint; return the epoch to continue from (0 when there is none)."""
     if not Path(ck.path).exists():
         return 0
-    state = load_checkpoint(ck.path)
+    try:
+        state = load_checkpoint(ck.path)
+        _check_state(state)
+    except CheckpointError as e:
+        if e.crafted:  # made to run code when unpickled: reported, kept for inspection, never overwritten
+            raise
+        # Truncated (a full disk, a killed copy) or garbled: training starts again and ends where a clean run
+        # does (seeded), writing a new checkpoint in its place.
+        if log:
+            log(rebuilt(ck.path, f"{e.why}; training from scratch"))
+        return 0
     if state["key"] != ck.key or state["epoch"] > cfg.epochs:
         if log:
             log(f"ignoring {ck.path}: it belongs to another run (config, seed or data changed); training from scratch")

@@ -6,7 +6,9 @@ and data_offsets relative to the end of the header, and "__metadata__": a str ->
 spaces, then the tensors' bytes. `ViewWriter` writes that header first, then each block of rows at its place with
 positional writes (no memory map: pages written or read stay out of the job's resident memory), so rows can
 arrive in any order. `ViewReader` reads one epoch (or any block of rows) with positional reads. The files are
-ordinary safetensors files: `safetensors.safe_open` and `load_file` read them.
+ordinary safetensors files: `safetensors.safe_open` and `load_file` read them. `write_tensors` writes any small
+set of numpy arrays the same way (the feature caches, a run's learned parameters): sorted metadata, so the same
+content gives the same bytes.
 """
 from __future__ import annotations
 
@@ -28,14 +30,43 @@ class ViewFileError(ValueError):
 
 
 def header_bytes(shape: tuple[int, int, int], metadata: dict[str, str]) -> bytes:
-    """The 8-byte length and the JSON header of a file holding one F32 tensor of `shape`, padded with spaces
-    so that the data starts at a multiple of 8 bytes."""
+    """The 8-byte length and the JSON header of a file holding one F32 tensor `features` of `shape`."""
     nbytes = int(np.prod(shape)) * ITEMSIZE
-    header = {"__metadata__": {str(k): str(v) for k, v in metadata.items()},
-              NAME: {"dtype": DTYPE, "shape": [int(s) for s in shape], "data_offsets": [0, nbytes]}}
+    return tensors_header({NAME: (DTYPE, tuple(shape), nbytes)}, metadata)
+
+
+def tensors_header(tensors: dict[str, tuple[str, tuple[int, ...], int]], metadata: dict[str, str]) -> bytes:
+    """The 8-byte length and JSON header of a safetensors file holding `tensors` (name -> (dtype, shape, bytes)),
+    laid out one after another in name order, padded with spaces so that the data starts at a multiple of 8
+    bytes. The metadata keys are sorted: the same content always gives the same bytes (the safetensors library
+    writes them in a random order), so a rebuilt cache equals the original byte for byte."""
+    header: dict = {"__metadata__": {str(k): str(v) for k, v in sorted(metadata.items())}}
+    offset = 0
+    for name in sorted(tensors):
+        dtype, shape, nbytes = tensors[name]
+        header[name] = {"dtype": dtype, "shape": [int(s) for s in shape], "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-(8 + len(text)) % 8)
     return struct.pack("<Q", len(text)) + text
+
+
+_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.float16): "F16",
+           np.dtype(np.int64): "I64", np.dtype(np.int32): "I32", np.dtype(np.uint8): "U8", np.dtype(np.bool_): "BOOL"}
+
+
+def write_tensors(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write numpy `arrays` as a safetensors file at `path` (not atomic: give an `atomic_path`), with
+    deterministic bytes (`tensors_header`); read back by `safetensors.safe_open` / `load_file`."""
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    unknown = {k: v.dtype for k, v in arrays.items() if v.dtype not in _DTYPES}
+    if unknown:
+        raise ValueError(f"no safetensors dtype for {unknown}")
+    head = tensors_header({k: (_DTYPES[v.dtype], v.shape, v.nbytes) for k, v in arrays.items()}, metadata)
+    with open(path, "wb") as f:
+        f.write(head)
+        for name in sorted(arrays):
+            f.write(arrays[name].astype(arrays[name].dtype.newbyteorder("<"), copy=False).tobytes())
 
 
 def read_header(path: str | Path) -> tuple[dict, dict[str, str], int]:

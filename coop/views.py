@@ -5,8 +5,10 @@ matter which method computes it first, nor in which order: every method that tra
 image encoder (CoOp, the text bias / transform baselines) reads the same views, and one fresh view per image per
 epoch keeps the distribution of on-the-fly augmentation. Views are encoded in no-grad batches with the image
 encoder in eval mode and kept as a safetensors file (features (E, N, D) float32) whose metadata names the subset,
-backbone, weights and transform; a file with fewer epochs than needed is extended, and a stale one (the subset
-changed) or an unreadable one is rebuilt, with a log line saying why.
+backbone, weights and transform, and whose name has a short hash of them (coop.store.views_key), so that a new
+subset (an edited split file, regenerated data) makes a new file. A file with fewer epochs than needed is
+extended; an unreadable (truncated) or stale one is rebuilt, with a log line naming it and why; once a cell's
+cache is ready, the files of its other keys are removed (`remove_other_views`).
 
 Building streams (`build_views`): the images are decoded a block of `batch_size` at a time, all the epochs' views
 of that block are encoded, and each (epoch, block) of rows is written straight to its place in the file
@@ -25,11 +27,12 @@ import torch
 from coop.data.datasets import Item
 from coop.data.fewshot import items_hash
 from coop.data.images import load_image
-from coop.features import CacheError, _reason
+from coop.features import CacheError, _reason, rebuilt
 from coop.io import atomic_path
 from coop.models.names import canonical_pretrained
 from coop.models.transforms import CROP_MIN, Preprocess, describe, train_transform
 from coop.progress import Progress
+from coop.store import other_views
 from coop.view_cache import ViewFileError, ViewReader, ViewWriter
 
 FORMAT = "1"
@@ -133,8 +136,9 @@ def view_keys(items: list[Item], subset: str, backbone: str, model: str, pretrai
 
 
 def _unreadable(path: Path, e: Exception) -> CacheError:
+    why = f"unreadable ({_reason(path, e)})"
     return CacheError(f"Unreadable view cache {path} ({_reason(path, e)}); caches are never unpickled. Delete "
-                      "it and rerun: it is recomputed from the images.")
+                      "it and rerun: it is recomputed from the images.", path, why)
 
 
 def check_views(path: str | Path, keys: dict) -> int:
@@ -151,11 +155,12 @@ def check_views(path: str | Path, keys: dict) -> int:
         raise _unreadable(path, e) from None
     for key, value in keys.items():
         if meta.get(key) != str(value):
-            raise CacheError(f"View cache {path} has {key}={meta.get(key)!r}, expected {value!r}: it belongs to "
-                             "another subset, backbone or transform. Delete it and rerun.")
+            why = (f"it has {key}={meta.get(key)!r}, expected {value!r}: it belongs to another subset, backbone "
+                   "or transform")
+            raise CacheError(f"View cache {path}: {why}. Delete it and rerun.", path, why)
     if len(shape) != 3 or str(shape[0]) != meta.get("epochs"):
-        raise CacheError(f"View cache {path} is inconsistent (shape {tuple(shape)}, epochs "
-                         f"{meta.get('epochs')!r}). Delete it and rerun.")
+        why = f"it is inconsistent (shape {tuple(shape)}, epochs {meta.get('epochs')!r})"
+        raise CacheError(f"View cache {path}: {why}. Delete it and rerun.", path, why)
     return int(shape[0])
 
 
@@ -227,8 +232,7 @@ def _usable_epochs(path: Path, keys: dict, say: Callable[[str], None] | None = N
         return check_views(path, keys)
     except CacheError as e:
         if say is not None:
-            reason = str(e).split(". Delete it")[0].split("; caches are never")[0]
-            say(f"rebuilding the view cache: {reason}")
+            say(rebuilt(path, e.why or str(e)))
         return 0
 
 
@@ -246,6 +250,17 @@ def _copy_epochs(path: Path, out: ViewWriter, epochs: int) -> None:
                 out.write(e, start, src.rows(e, start, min(src.shape[1], start + COPY_ROWS)))
     finally:
         src.close()
+
+
+def remove_other_views(path: str | Path, log: Callable[[str], None] | None = None) -> list[Path]:
+    """Delete the view caches of the same cell as `path` made from other keys (an earlier subset, encoder or
+    transform: coop.store.other_views); a job still reading one keeps its open file. Returns what was removed."""
+    gone = other_views(path)
+    for p in gone:
+        p.unlink(missing_ok=True)
+        if log is not None:
+            log(f"removed {p}: views of another subset, encoder or transform than {Path(path).name}")
+    return gone
 
 
 class EpochViews:
@@ -278,7 +293,9 @@ def open_views(clip, items: list[Item], image_root: str | Path, subset: str, epo
     if epochs <= 0:
         return train_views(clip, items, image_root, subset, epochs, crop_min=crop_min)
     build_views(clip, items, image_root, subset, epochs, path, keys, device, log, crop_min)
-    return EpochViews(path, epochs)
+    views = EpochViews(path, epochs)
+    remove_other_views(path, log)
+    return views
 
 
 def train_views(clip, items: list[Item], image_root: str | Path, subset: str, epochs: int, device: str = "cpu",

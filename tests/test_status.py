@@ -92,12 +92,14 @@ RUNS = "results/runs/toy_shapes/toy-rn"
 @pytest.fixture(scope="module")
 def half_sweep(tmp_path_factory):
     """The tiny sweep on one dataset, half done: zero-shot and the 1-shot runs asked for; the 1-shot CoOp job
-    fails for real (a corrupt checkpoint in its run folder: coop refuses it with a one-line error); then one
+    fails for real (a crafted checkpoint in its run folder: coop refuses it with a one-line error); then one
     finished probe run's metrics.json is deleted (as if its job had been interrupted after the first seed)."""
     work = tmp_path_factory.mktemp("half")
     bad = work / RUNS / "coop/end_m4/shots1/seed1/checkpoint.pt"
     bad.parent.mkdir(parents=True)
-    bad.write_bytes(b"not a checkpoint")
+    import torch
+
+    torch.save({"format": 1, "run": os.system}, bad)  # refers to code: refused (a garbled one is rebuilt)
     targets = [f"{RUNS}/zeroshot/default/shots0/seed0/metrics.json", f"{RUNS}/ensemble/default/shots0/seed0/metrics.json"]
     targets += [f"{RUNS}/{m}/shots1/seed{s}/metrics.json" for m in ("linear_probe/default", "coop/end_m4") for s in (1, 2)]
     proc = snakemake(work, "--cores", "2", "--keep-going", *targets, config=HALF)

@@ -72,7 +72,7 @@ def test_uncropped_views_encode_each_distinct_image_once(subset, clip, monkeypat
 def test_methods_on_one_subset_read_the_same_views(toy_root, tmp_path, monkeypatch):
     """CoOp and the text bias baseline train on the same cached views: the second method encodes nothing."""
     import coop.views as views
-    from coop.experiment import run_experiment, views_path
+    from coop.experiment import run_experiment
 
     seen = {}
     real = views.view_blocks
@@ -85,7 +85,7 @@ def test_methods_on_one_subset_read_the_same_views(toy_root, tmp_path, monkeypat
     kw = dict(dataset="toy_shapes", shots=2, seed=1, backbone="toy-rn", data_root=toy_root, cache_dir=tmp_path,
               params={"epochs": 3}, log=lambda s: None)
     run_experiment(method="coop", out=tmp_path / "coop", **kw)
-    cache = views_path(tmp_path, "toy_shapes", "toy-rn", 2, 1)
+    (cache,) = (tmp_path / "features/toy_shapes/toy-rn/views").glob("shots2_seed1_*.safetensors")
     before = cache.read_bytes()
     run_experiment(method="text_bias", out=tmp_path / "bias", **kw)
     assert seen["calls"] == [[0, 1, 2]]  # encoded once, by the first method
@@ -267,14 +267,14 @@ def test_a_stale_or_truncated_cache_is_rebuilt_and_the_log_says_why(subset, clip
     said = []
     got = train_views(clip, items, root, manifest["hash"], 2, path=path, keys=keys, log=said.append)
     assert torch.equal(got, fresh)
-    assert said[0].startswith(f"rebuilding the view cache: View cache {path} has subset='another-subset'"), said
+    assert said[0].startswith(f"{path} rebuilt: it has subset='another-subset'"), said
     assert load_views(path, keys)[1] == 2
 
     path.write_bytes(path.read_bytes()[:-100])  # truncated, as by a full disk or a killed copy
     said.clear()
     got = train_views(clip, items, root, manifest["hash"], 2, path=path, keys=keys, log=said.append)
     assert torch.equal(got, fresh)
-    assert said[0].startswith(f"rebuilding the view cache: Unreadable view cache {path}"), said
+    assert said[0].startswith(f"{path} rebuilt: unreadable ("), said
     said.clear()
     train_views(clip, items, root, manifest["hash"], 2, path=path, keys=keys, log=said.append)
     assert said == []  # a good cache is read, not rebuilt
