@@ -1,7 +1,6 @@
 """Data that changes: new toy_world settings (and going back to the old ones), or an edited split file, rerun
 exactly what depends on the data, and the results equal a clean run of the new data in another folder."""
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -29,27 +28,20 @@ def run(work: Path, config: dict, *args: str) -> str:
     return proc.stdout + proc.stderr
 
 
+def _jobs(dry_run: str) -> set[str]:
+    """The jobs of a dry run's output, each as its outputs (sorted, joined; jobs of a group are indented)."""
+    return {", ".join(sorted(o.strip() for o in line.split(":", 1)[1].split(",")))
+            for line in dry_run.splitlines() if line.strip().startswith("output:")}
+
+
 def planned(work: Path, config: dict | None = None) -> set[str]:
-    """The outputs of every job a dry run would run (one string per job: its outputs, sorted)."""
-    out, jobs, rule = run(work, config, "-n"), set(), None
-    for line in out.splitlines():
-        if re.match(r"^(local)?rule \w+:$", line):
-            rule = line.split()[-1].rstrip(":")
-        elif rule and line.strip().startswith("output:"):
-            jobs.add(", ".join(sorted(o.strip() for o in line.split(":", 1)[1].split(","))))
-            rule = None
-    return jobs
+    """The jobs a dry run would run (see _jobs)."""
+    return _jobs(run(work, config, "-n"))
 
 
 def planned_all(work: Path) -> set[str]:
-    """The outputs of every job of the workflow (a dry run of everything: --forceall), as `planned` gives them."""
-    proc = snakemake(work, "-n", "--forceall")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    jobs = set()
-    for line in proc.stdout.splitlines():
-        if line.strip().startswith("output:"):
-            jobs.add(", ".join(sorted(o.strip() for o in line.split(":", 1)[1].split(","))))
-    return jobs
+    """Every job of the workflow (a dry run of everything: --forceall), as `planned` gives them."""
+    return _jobs(run(work, None, "-n", "--forceall"))
 
 
 def results(work: Path) -> dict[str, object]:
@@ -60,7 +52,7 @@ def results(work: Path) -> dict[str, object]:
     for manifest in sorted((work / "results/fewshot").rglob("*.json")):
         found[str(manifest.relative_to(work))] = manifest.read_bytes()
     for table in ("fewshot.csv", "runs.csv"):
-        df = pd.read_csv(work / "results/tables" / table)
+        df = pd.read_csv(work / "results/tables" / table, dtype=str, keep_default_na=False)  # text: NaN == NaN
         found[table] = df[[c for c in df.columns if c not in TIMING]].to_dict("list")
     for m in sorted((work / "results/runs").rglob("metrics.json")):
         record = json.loads(m.read_text())
