@@ -549,6 +549,39 @@ def test_foreign_folder_is_never_replaced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["toy_shapes"]
 
 
+def test_our_folder_without_its_split_file_is_regenerated_with_new_settings(tmp_path):
+    """Snakemake deletes the split file (the toy_dataset job's output) before regenerating with other settings:
+    the folder left is ours (its meta.json) and is replaced by exactly what a clean generation writes."""
+    old = _gen("toy_textures", tmp_path, seed=0)
+    old.unlink()  # what Snakemake does before the job reruns
+    new = tw.generate("toy_textures", tmp_path, n_train=5, n_val=1, n_test=2, image_size=SIZE, seed=0)
+    clean = tw.generate("toy_textures", tmp_path / "clean", n_train=5, n_val=1, n_test=2, image_size=SIZE, seed=0)
+    assert _files(new.parent) == _files(clean.parent)  # no image of the old dataset is left
+    assert len(_load(new)["train"]) == 5 * len(tw.TEXTURES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "toy_textures"]  # no temp leftovers
+    # and back to the first settings: the same bytes as the first generation
+    new.unlink()
+    again = _gen("toy_textures", tmp_path, seed=0)
+    assert _files(again.parent) == _files(_gen("toy_textures", tmp_path / "first", seed=0).parent)
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize("meta", [None, "not json", {"generator": "someone.else", "name": "toy_shapes"},
+                                  {"generator": tw.GENERATOR, "name": "toy_textures"}])
+def test_a_folder_that_is_not_ours_is_never_replaced(tmp_path, meta):
+    folder = tmp_path / "toy_shapes"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep")
+    if meta is not None:
+        (folder / "meta.json").write_text(meta if isinstance(meta, str) else json.dumps(meta))
+    before = _files(folder)
+    with pytest.raises(tw.disk.ToyDatasetExistsError) as e:
+        _gen("toy_shapes", tmp_path)
+    assert str(folder) in str(e.value) and "Move it away" in str(e.value) and "\n" not in str(e.value)
+    assert _files(folder) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy_shapes"]
+
+
 def test_crash_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
     calls = {"n": 0}
     real = tw.sample_image

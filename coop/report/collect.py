@@ -8,16 +8,15 @@ from typing import Iterable
 
 import pandas as pd
 
-from coop.report.tables import collect_runs, write_table
+from coop.metrics_check import read_record
+from coop.report.tables import RUN_COLUMNS, run_row, write_table
 
 
 def runs_table(paths: Iterable[str | Path]) -> pd.DataFrame:
-    paths = list(paths)
-    df = collect_runs(paths)
-    params = []
-    for p in paths:
-        record = json.loads(Path(p).read_text())
-        params.append({f"param_{k}": v for k, v in record.get("params", {}).items()})
+    """One row per metrics.json (checked: a bad one stops it naming the file, coop.metrics_check)."""
+    records = [read_record(p) for p in paths]
+    df = pd.DataFrame([run_row(r) for r in records], columns=RUN_COLUMNS)
+    params = [{f"param_{k}": v for k, v in r["params"].items()} for r in records]
     return pd.concat([df.reset_index(drop=True), pd.DataFrame(params)], axis=1)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 import pandas as pd
 
-from coop.io import atomic_path, read_json, write_text
+from coop.io import atomic_path, write_text
+from coop.metrics_check import read_record
 
 __all__ = [
     "KEY_COLUMNS",
@@ -16,6 +16,7 @@ __all__ = [
     "TABLE_COLUMNS",
     "t_quantile_975",
     "collect_runs",
+    "run_row",
     "fewshot_table",
     "average_over_datasets",
     "read_table",
@@ -58,31 +59,19 @@ def _ci95(std: float, n: int) -> float:
     return t_quantile_975(n - 1) * std / math.sqrt(n)
 
 
-def _read_run(path: Path) -> dict:
-    """Read one metrics.json into a flat row of RUN_COLUMNS, with helpful errors."""
-    metrics = read_json(path)
-    if not isinstance(metrics, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
+def run_row(record: dict) -> dict:
+    """The RUN_COLUMNS of a checked metrics.json record (coop.metrics_check.read_record)."""
     row = {}
     for key in RUN_COLUMNS:
-        if key not in metrics:
-            raise ValueError(f"{path}: missing required key {key!r}")
-        value = metrics[key]
-        try:
-            if key in _STR_KEYS:
-                row[key] = str(value)
-            elif key in _INT_KEYS:
-                row[key] = int(value)
-            else:
-                row[key] = float(value)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{path}: bad value for key {key!r}: {value!r}") from e
+        value = record[key]
+        row[key] = str(value) if key in _STR_KEYS else int(value) if key in _INT_KEYS else float(value)
     return row
 
 
 def collect_runs(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """One row per metrics.json file, columns RUN_COLUMNS, in the order given."""
-    rows = [_read_run(Path(p)) for p in paths]
+    """One row per metrics.json file, columns RUN_COLUMNS, in the order given; a bad file stops it with one
+    line naming the file, what is wrong and the fix (coop.metrics_check)."""
+    rows = [run_row(read_record(p)) for p in paths]
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 

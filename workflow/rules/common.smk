@@ -288,7 +288,10 @@ def artefact_args(artefact):
 
 
 def final_outputs():
-    outputs = ["results/tables/fewshot.csv", "results/tables/runs.csv"]
+    """The tables and figures, and every run's files that they are made from (metrics.json, transfers, nearest
+    words): a deleted one is then remade, and only the tables that read it (Snakemake remakes a missing file only
+    when a target asks for it, not when all that depends on it is up to date)."""
+    outputs = ["results/tables/fewshot.csv", "results/tables/runs.csv", *runs_of(), *transfers(), *interpretations()]
     outputs += [a.outputs["csv"] for a in paper_artefacts("table")]
     outputs += [a.outputs["png"] for a in paper_artefacts("figure")]
     return outputs

@@ -1,4 +1,18 @@
 # Aggregation: every run into runs.csv and the few-shot table; the paper's tables beside its numbers.
+import sys
+
+from coop.metrics_check import IDENTITY, set_aside_bad
+
+
+# Every run's metrics.json is checked when the workflow starts (coop.metrics_check: one JSON parse each): a bad
+# one (not JSON, a key missing or of the wrong type, another run's record) is moved aside as metrics.json.bad and
+# named in one line; being missing, its run is done again (final_outputs() asks for every run) before the tables
+# read it. Not in cluster jobs, which parse this file too.
+if workflow.is_main_process:
+    _runs = {run_file(*c): dict(zip(IDENTITY, c)) for e in EXPERIMENTS.values() for c in experiment_cells(e)}
+    for _path, _problem, _aside in set_aside_bad(_runs):
+        print(f"note: {_path}: {_problem}; moved it to {_aside.name} beside it, and its run is done again",
+              file=sys.stderr)
 
 
 rule runs_table:

@@ -26,13 +26,15 @@ The package, from the bottom up:
     renderers/  the renderers, one module per family, each registering its kinds
     captions    captions from a kind's templates, with occasional wrong words
     sampling    one image from a kind or a dataset; per-image seeds
-    disk        `generate`: a dataset written to disk atomically, and its completeness check
+    disk        `generate`: a dataset written to disk atomically (replacing one of ours), and its checks
 """
 from __future__ import annotations
 
 from coop.data.toyworld import renderers  # noqa: F401  (first: registers every image kind in KINDS)
 from coop.data.toyworld.captions import CAPTION_NOISE, fill_template, make_caption, vocabulary
-from coop.data.toyworld.disk import FORMAT_VERSION, class_folder, generate, is_complete, split_path
+from coop.data.toyworld.disk import (
+    FORMAT_VERSION, GENERATOR, class_folder, generate, is_complete, is_ours, split_path,
+)
 from coop.data.toyworld.geometry import SHAPE_EXTENT, shape_sdf
 from coop.data.toyworld.kinds import CAPTION_TEMPLATES, KINDS, RENDERERS, ImageKind, register_kind
 from coop.data.toyworld.patterns import PATTERNS
@@ -44,8 +46,8 @@ from coop.data.toyworld.sampling import SUPERSAMPLE, draw_image, item_seed, rend
 
 __all__ = [
     "CAPTION_NOISE", "CAPTION_TEMPLATES", "CARTOON_SHAPES", "CARTOON_STYLES", "FLOWERS", "FORMAT_VERSION",
-    "HARD_SHAPES", "ImageKind", "KINDS", "PATTERNS", "RENDERERS", "SHAPES", "SHAPE_EXTENT", "SPLITS",
+    "GENERATOR", "HARD_SHAPES", "ImageKind", "KINDS", "PATTERNS", "RENDERERS", "SHAPES", "SHAPE_EXTENT", "SPLITS",
     "SUPERSAMPLE", "TEXTURES", "TOY_DATASETS", "ToySpec", "UNION_PARTS", "class_folder", "draw_image",
-    "fill_template", "generate", "is_complete", "item_seed", "make_caption", "register_kind", "render_image",
+    "fill_template", "generate", "is_complete", "is_ours", "item_seed", "make_caption", "register_kind", "render_image",
     "sample_image", "shape_sdf", "split_path", "vocabulary",
 ]

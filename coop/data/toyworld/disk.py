@@ -38,16 +38,6 @@ def split_path(name: str, root: str | Path) -> Path:
     return Path(root) / name / TOY_DATASETS[name].split_file
 
 
-def made_by_us(name: str, root: str | Path) -> bool:
-    """True when root/<name>/meta.json says this generator wrote the folder, for this dataset: it is ours to
-    replace even when its split file is gone (Snakemake deletes a job's output before rerunning it)."""
-    try:
-        meta = json.loads((Path(root) / name / "meta.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and meta.get("generator") == "coop.data.toyworld" and meta.get("name") == name
-
-
 def is_complete(name: str, root: str | Path) -> bool:
     """True when root/<name> holds a readable split file with all three splits."""
     try:
@@ -56,6 +46,28 @@ def is_complete(name: str, root: str | Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(split, dict) and all(isinstance(split.get(k), list) for k in SPLITS)
+
+
+GENERATOR = "coop.data.toyworld"  # meta.json's "generator": the folder is ours, so it may be replaced
+
+
+def is_ours(name: str, root: str | Path) -> bool:
+    """True when root/<name> is a toy dataset this generator wrote: its meta.json names the generator and the
+    dataset. Such a folder may be replaced even without its split file (Snakemake deletes a job's output, the
+    split file, before the job regenerates the dataset with other settings)."""
+    try:
+        meta = json.loads((Path(root) / name / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("generator") == GENERATOR and meta.get("name") == name
+
+
+def replaceable(name: str, root: str | Path) -> bool:
+    """Whether `generate` may replace root/<name>: absent or empty (Snakemake makes the output's folder before
+    the job runs), a complete dataset, or one of ours."""
+    final = Path(root) / name
+    return (not final.exists() or (final.is_dir() and not final.is_symlink() and not any(final.iterdir()))
+            or is_complete(name, root) or is_ours(name, root))
 
 
 def _draw_unique(name: str, split: str, label: int, index: int, seed: int, image_size: int,
@@ -88,7 +100,7 @@ def _write_dataset(spec: ToySpec, folder: Path, counts: dict[str, int], image_si
                 Image.fromarray(img, "RGB").save(images / rel, format="PNG", optimize=False)
                 items.append([rel, label, cls])
                 captions[rel] = caption
-    meta = {"generator": "coop.data.toyworld", "format_version": FORMAT_VERSION, "name": spec.name,
+    meta = {"generator": GENERATOR, "format_version": FORMAT_VERSION, "name": spec.name,
             "image_size": image_size, "seed": seed, **{f"n_{k}": v for k, v in counts.items()}}
     (folder / "captions.json").write_text(json.dumps(captions, indent=1) + "\n")
     (folder / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -100,21 +112,20 @@ def generate(name: str, root: str | Path, n_train: int = 24, n_val: int = 8, n_t
     """Write root/<name>/images/... PNGs, root/<name>/split_zhou_<SplitName>.json and
     root/<name>/captions.json; return the split file path. n_* are images PER CLASS.
 
-    The dataset is built in a hidden sibling folder and renamed into place. An existing
-    root/<name> is replaced only if it holds a complete split file or this generator's meta.json (a
-    toy dataset of other settings, whose split file Snakemake deleted before the rerun), so foreign data is
-    never deleted; otherwise FileExistsError is raised."""
+    The dataset is built in a hidden sibling folder and renamed into place (the old folder is moved aside
+    first and deleted after). An existing root/<name> is replaced only if it holds a complete split file or
+    this generator wrote it (its meta.json, `is_ours`), so foreign data is never deleted; otherwise
+    ToyDatasetExistsError (a FileExistsError) is raised before anything is written."""
     spec = TOY_DATASETS[name]
     if min(n_train, n_val, n_test) < 0 or image_size < 1:
         raise ValueError("counts must be >= 0 and image_size >= 1")
     root = Path(root)
     final = root / name
-    # Snakemake creates the output's (empty) folder before the job runs; empty is fine to replace.
-    if final.exists() and any(final.iterdir()) and not (is_complete(name, root) or made_by_us(name, root)):
+    if not replaceable(name, root):
         raise ToyDatasetExistsError(
-            f"{final} exists but is not a toy dataset (no readable split file, no meta.json of "
-            "coop.data.toyworld), so it is not replaced: "
-            f"it may hold data that is not ours. Move it away (or delete it if nothing in it is needed) and rerun."
+            f"{final} exists but is not a toy dataset made by coop (no readable split file, and no meta.json "
+            f"of {GENERATOR} naming {name}), so it is not replaced: it may hold data that is not ours. Move it "
+            f"away (or delete it if nothing in it is needed) and rerun."
         )
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(name), suffix=".tmp", dir=root))
