@@ -103,9 +103,9 @@ def _prepare(
         path = features_path(cache_dir, dataset, backbone, part)
         keys = cache_keys(dataset, backbone, model, pretrained, part)
         if path.exists():
-            why = _unusable_features(path, keys, items if part == "test" else None)
-            if why is None:
-                return load_features(path, **keys)
+            have, why = _usable_features(path, keys, items if part == "test" else None)
+            if have is not None:
+                return have
             # Shared (the workflow's feature rule made it): made again in full, as that rule does, so that it
             # serves every run and equals the original byte for byte.
             full = items if part == "test" else fewshot_pool(_manifests_of(cache_dir, dataset, manifest))
@@ -170,19 +170,19 @@ def read_or_sample_manifest(mpath: str | Path, dataset: str, split: Callable[[],
     return read_manifest(mpath)
 
 
-def _unusable_features(path: Path, keys: dict[str, str], items: list[Item] | None) -> str | None:
-    """Why the feature cache at `path` cannot serve a run (unreadable: truncated, garbled; other keys; other
-    images than `items`, when given), or None when it can. A file that is really a pickle is refused: a
-    CacheError that names it (it is kept for inspection, never unpickled)."""
+def _usable_features(path: Path, keys: dict[str, str], items: list[Item] | None) -> tuple[Features | None, str | None]:
+    """(the feature cache at `path`, None) when it can serve a run, else (None, why not: unreadable, truncated,
+    garbled; other keys; other images than `items`, when given); read once. A file that is really a pickle is
+    refused: a CacheError that names it (it is kept for inspection, never unpickled)."""
     try:
         have = load_features(path, **keys)
     except CacheError as e:
         if e.why is None or "looks like a pickle" in e.why:
             raise
-        return e.why
+        return None, e.why
     if items is not None and have.meta.get("items_hash") != items_hash(items):
-        return "it holds other images than the split (the split file changed)"
-    return None
+        return None, "it holds other images than the split (the split file changed)"
+    return have, None
 
 
 def fewshot_pool(manifests: list[dict]) -> list[Item]:

@@ -136,9 +136,9 @@ def view_keys(items: list[Item], subset: str, backbone: str, model: str, pretrai
 
 
 def _unreadable(path: Path, e: Exception) -> CacheError:
-    why = f"unreadable ({_reason(path, e)})"
-    return CacheError(f"Unreadable view cache {path} ({_reason(path, e)}); caches are never unpickled. Delete "
-                      "it and rerun: it is recomputed from the images.", path, why)
+    reason = _reason(path, e)
+    return CacheError(f"Unreadable view cache {path} ({reason}); caches are never unpickled. Delete "
+                      "it and rerun: it is recomputed from the images.", path, f"unreadable ({reason})")
 
 
 def check_views(path: str | Path, keys: dict) -> int:
