@@ -30,7 +30,7 @@ from coop.data.images import load_image
 from coop.features import CacheError, _reason, rebuilt
 from coop.io import atomic_path
 from coop.models.names import canonical_pretrained
-from coop.models.transforms import CROP_MIN, Preprocess, describe, train_transform
+from coop.models.transforms import CROP_MIN, Preprocess, describe, render_view, train_transform, view_params
 from coop.progress import Progress
 from coop.store import other_views
 from coop.view_cache import ViewFileError, ViewReader, ViewWriter
@@ -47,30 +47,40 @@ def view_seed(subset: str, epoch: int, index: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
+def draw_views(images: list, transform, subset: str, epoch: int, start: int = 0) -> list[tuple]:
+    """The augmentation (crop and flip, `view_params`) at `epoch` of each of `images`, the subset's images `start`,
+    `start` + 1, ...: drawn from torch's CPU generator seeded by `view_seed`, nothing rendered. Torch's global RNG
+    is left as it was."""
+    out = []
+    with torch.random.fork_rng(devices=[]):  # torchvision's random transforms draw from the global RNG
+        gen = torch.random.default_generator  # seeded directly: torch.manual_seed also queues a CUDA seeding
+        for i, img in enumerate(images, start):
+            gen.manual_seed(view_seed(subset, epoch, i))
+            out.append(view_params(transform, img))
+    return out
+
+
 def augment(images: list, transform, subset: str, epoch: int, start: int = 0) -> torch.Tensor:
     """The augmented views at `epoch` of `images`, the subset's images `start`, `start` + 1, ...:
     (N, 3, H, W). Torch's global RNG is left as it was."""
-    out = []
-    with torch.random.fork_rng(devices=[]):  # torchvision's random transforms draw from the global RNG
-        for i, img in enumerate(images, start):
-            torch.manual_seed(view_seed(subset, epoch, i))
-            out.append(transform(img))
-    return torch.stack(out)
+    params = draw_views(images, transform, subset, epoch, start)
+    return torch.stack([render_view(transform, img, p) for img, p in zip(images, params)])
 
 
 class _Seen:
-    """Features of views already encoded, by pixel digest, at most `cap` per image (the oldest go first)."""
+    """Features of views already encoded, by (image, crop and flip), at most `cap` per image (the oldest go
+    first)."""
 
     def __init__(self, cap: int):
         self.cap, self.feats, self.owned = cap, {}, {}
 
-    def __contains__(self, key: bytes) -> bool:
+    def __contains__(self, key: tuple) -> bool:
         return key in self.feats
 
-    def __getitem__(self, key: bytes) -> torch.Tensor:
+    def __getitem__(self, key: tuple) -> torch.Tensor:
         return self.feats[key]
 
-    def add(self, image: int, key: bytes, feat: torch.Tensor) -> None:
+    def add(self, image: int, key: tuple, feat: torch.Tensor) -> None:
         self.feats[key] = feat
         keys = self.owned.setdefault(image, [])
         keys.append(key)
@@ -84,9 +94,10 @@ def view_blocks(clip, images_of: Callable[[int, int], list], n: int, subset: str
                 progress: Progress | None = None) -> Iterator[tuple[int, int, torch.Tensor]]:
     """The features of the views of `epochs` of the subset's `n` images, as (epoch, start, (m, D) float32 on the
     CPU) blocks: images start..start + m - 1 at that epoch. `images_of(start, stop)` gives the decoded images
-    start..stop - 1; each block of `batch_size` images is decoded once for all epochs. A view whose pixels equal
-    one encoded before for the same block (e.g. the same flip of an uncropped image) reuses its features: the
-    encoder is per image in eval mode, so only new pixels need it."""
+    start..stop - 1; each block of `batch_size` images is decoded once for all epochs. Each view's crop and flip
+    are drawn first (`draw_views`); only a view not encoded before for the same image (e.g. each flip of an
+    uncropped image once) is rendered and encoded: the encoder is per image in eval mode, so the same pixels give
+    the same features."""
     transform = train_transform(clip.preprocess, crop_min)
     model = clip.model
     was_training = model.training
@@ -96,18 +107,15 @@ def view_blocks(clip, images_of: Callable[[int, int], list], n: int, subset: str
             chunk = images_of(start, min(n, start + batch_size))
             seen = _Seen(SEEN_PER_IMAGE)
             for epoch in epochs:
-                x = augment(chunk, transform, subset, epoch, start)
-                keys = [hashlib.blake2b(v.numpy().tobytes(), digest_size=16).digest() for v in x]
-                new = list({key: i for i, key in enumerate(keys) if key not in seen}.items())
+                keys = list(enumerate(draw_views(chunk, transform, subset, epoch, start)))
+                new = [key for key in keys if key not in seen]
+                rows = {}
                 if new:
-                    feats = model.encode_image(x[[i for _, i in new]].to(device)).float().cpu()
-                    rows = {key: f for (key, _), f in zip(new, feats)}
-                    block = torch.stack([rows[key] if key in rows else seen[key] for key in keys])
-                    for (key, i), f in zip(new, feats):
-                        seen.add(i, key, f)
-                else:
-                    block = torch.stack([seen[key] for key in keys])
-                yield epoch, start, block
+                    x = torch.stack([render_view(transform, chunk[i], p) for i, p in new])
+                    rows = dict(zip(new, model.encode_image(x.to(device)).float().cpu()))
+                    for key, f in rows.items():
+                        seen.add(key[0], key, f)
+                yield epoch, start, torch.stack([rows[key] if key in rows else seen[key] for key in keys])
                 if progress is not None:
                     progress.update(len(chunk))
     finally:

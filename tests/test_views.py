@@ -278,3 +278,38 @@ def test_a_stale_or_truncated_cache_is_rebuilt_and_the_log_says_why(subset, clip
     said.clear()
     train_views(clip, items, root, manifest["hash"], 2, path=path, keys=keys, log=said.append)
     assert said == []  # a good cache is read, not rebuilt
+
+
+@pytest.mark.parametrize("crop_min", [0.08, 1.0])
+def test_drawn_views_render_as_the_transform_does(subset, crop_min):
+    """A view drawn without rendering (its crop and flip) and rendered later has the pixels of torchvision's
+    train transform applied under the same RNG state (the reference: the transform itself, in one call)."""
+    from coop.models.transforms import render_view, view_params
+
+    manifest, items, root = subset
+    t = train_transform(32, crop_min)
+    for k, img in enumerate(_images(root, items)):
+        torch.manual_seed(1000 + k)
+        reference, state = t(img), torch.get_rng_state()
+        torch.manual_seed(1000 + k)
+        params = view_params(t, img)
+        assert torch.equal(torch.get_rng_state(), state)  # the same draws, no more, no fewer
+        assert torch.equal(render_view(t, img, params), reference)
+
+
+def test_cache_holds_the_features_of_each_seeded_view(subset, clip):
+    """Every (epoch, image) row of the views equals the encoder on torchvision's transform of that image under
+    torch.manual_seed of its definition seed, one view at a time (the reference path, independent of the
+    de-duplication and the batching)."""
+    from coop import views
+
+    manifest, items, root = subset
+    images, h = _images(root, items), manifest["hash"]
+    for crop_min in (0.08, 1.0):
+        t = train_transform(32, crop_min)
+        feats = views.encode_views(clip, images, h, range(3), crop_min=crop_min)
+        for e in range(3):
+            for i, img in enumerate(images):
+                torch.manual_seed(_definition_seed(h, e, i))
+                ref = clip.model.encode_image(t(img)[None])[0]
+                assert torch.allclose(feats[e, i], ref, atol=1e-5), (crop_min, e, i)

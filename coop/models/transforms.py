@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torchvision import transforms as T
+from torchvision.transforms import functional as F
 
 from coop.defaults import CROP_MIN  # noqa: F401  (re-exported)
 
@@ -72,6 +74,29 @@ def train_transform(pp: Preprocess | int, crop_min: float = CROP_MIN) -> T.Compo
         T.ToTensor(),
         T.Normalize(pp.mean, pp.std),
     ])
+
+
+def view_params(transform: T.Compose, img) -> tuple[int, int, int, int, bool]:
+    """Draw one augmentation of `img` from torch's global RNG without rendering it: the crop (i, j, h, w) and the
+    flip of a `train_transform`, drawn exactly as its random steps draw them (the same calls in the same order),
+    so `render_view(transform, img, view_params(transform, img))` equals `transform(img)` for the same RNG state.
+    Drawing costs a few microseconds; rendering is the part worth skipping for a view already encoded."""
+    crop, flip = transform.transforms[0], transform.transforms[1]
+    i, j, h, w = crop.get_params(img, crop.scale, crop.ratio)
+    return i, j, h, w, bool(torch.rand(1) < flip.p)
+
+
+def render_view(transform: T.Compose, img, params: tuple[int, int, int, int, bool]) -> torch.Tensor:
+    """The pixels of the view `params` (`view_params`) of `img` under `transform`: its crop, flip and the
+    deterministic steps after them (to tensor, normalise)."""
+    crop, _, *rest = transform.transforms
+    i, j, h, w, flipped = params
+    out = F.resized_crop(img, i, j, h, w, crop.size, crop.interpolation, antialias=crop.antialias)
+    if flipped:
+        out = F.hflip(out)
+    for step in rest:
+        out = step(out)
+    return out
 
 
 def test_transform(pp: Preprocess | int) -> T.Compose:
