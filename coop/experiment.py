@@ -7,7 +7,6 @@ features, made from another split) is made again in place, equal to what its rul
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import json
 import sys
@@ -22,7 +21,8 @@ from coop.features import CacheError, Features, feature_precision, load_features
 from coop.io import atomic_path, remove_stale_temps, write_json
 from coop.methods.base import RunContext
 from coop.defaults import CROP_MIN
-from coop.store import checkpoint_path, feature_keys, features_path, manifest_path, views_path  # noqa: F401
+from coop.store import (checkpoint_path, feature_keys, features_path, manifest_path, matching,  # noqa: F401
+                        views_path)
 from coop.methods.registry import MethodError, get_method
 from coop import protocol
 from coop.provenance import default_device, device_name, git_commit, peak_memory_mb, versions
@@ -163,7 +163,7 @@ def read_or_sample_manifest(mpath: str | Path, dataset: str, split: Callable[[],
         try:
             return read_manifest(mpath)
         except DatasetError as e:
-            why = str(e).replace(f"Manifest {mpath} ", "it ").split("; delete it")[0]
+            why = f"it {e.why}" if e.why else str(e)
     write_manifest(mpath, make_manifest(dataset, split(), shots, seed))
     if why is not None:
         log(rebuilt(mpath, why))
@@ -198,9 +198,8 @@ def fewshot_pool(manifests: list[dict]) -> list[Item]:
 def _manifests_of(cache_dir: str | Path, dataset: str, current: dict | None) -> list[dict]:
     """The readable manifests of `dataset` under `cache_dir` (those the few-shot feature cache covers), with
     the run's own."""
-    found = sorted(glob.glob(glob.escape(str(manifest_path(cache_dir, dataset, "\0", "\0"))).replace("\0", "*")))
     out = [current] if current else []
-    for p in found:
+    for p in matching("manifest", cache_dir, dataset=dataset):
         try:
             out.append(read_manifest(p))
         except DatasetError:

@@ -7,6 +7,7 @@ Light: no torch or pandas (the workflow imports this at every parse).
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import re
@@ -48,6 +49,14 @@ def path(kind: str, root: str | Path = RESULTS, **fields) -> str:
     return str(Path(root) / pattern.format(**fields))
 
 
+def matching(kind: str, root: str | Path = RESULTS, **fields) -> list[Path]:
+    """The artefacts of `kind` on disk whose given `fields` have those values (the other fields any), sorted."""
+    escaped = {k: glob.escape(str(v)) for k, v in fields.items()}
+    names = re.findall(r"{(\w+)}", PATTERNS[kind])
+    pattern = PATTERNS[kind].format(**{n: escaped.get(n, "*") for n in names})
+    return sorted(Path(p) for p in glob.glob(str(Path(glob.escape(str(root))) / pattern)))
+
+
 def crop_suffix(crop_min: float) -> str:
     return "" if crop_min == CROP_MIN else f"_crop{crop_min:g}"
 
@@ -68,14 +77,14 @@ def features_path(root: str | Path, dataset: str, backbone: str, part: str) -> P
     return Path(path("features", root, dataset=dataset, backbone=backbone, part=part))
 
 
+VIEWS_KEY_LEN = 12   # hex digits of views_key in a view cache's name
+
+
 def views_key(keys: dict) -> str:
     """The short hash in a view cache's name: of every key it must match (coop.views.view_keys), so that a new
     subset (an edited split file, regenerated data), encoder or transform makes a new file, never a clash."""
     text = json.dumps({str(k): str(v) for k, v in keys.items()}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:VIEWS_KEY_LEN]
-
-
-VIEWS_KEY_LEN = 12
 
 
 def views_path(root: str | Path, dataset: str, backbone: str, shots, seed, keys: dict,

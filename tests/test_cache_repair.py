@@ -345,3 +345,19 @@ def test_workflow_a_changed_split_gives_views_under_a_new_key(small_run, tmp_pat
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (clean_new / FEATURES / "views" / new.name).read_bytes() == new.read_bytes()
     _same_results(work, clean_new)
+
+
+def test_matching_finds_a_datasets_manifests_and_no_other(tmp_path):
+    """store.matching fills the fields not given with any value; a name with glob characters is literal."""
+    from coop.store import matching
+
+    root = tmp_path / "re[sults]"
+    want = [manifest_path(root, "toy_shapes", s, d) for s, d in ((1, 1), (16, 2), (2, 3))]
+    others = [manifest_path(root, "toy_shapes_v2", 1, 1), manifest_path(root, "toy_*", 1, 1),
+              root / "fewshot" / "toy_shapes" / "notes.json"]
+    for p in want + others:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("{}")
+    assert matching("manifest", root, dataset="toy_shapes") == sorted(want)
+    assert matching("manifest", root, dataset="toy_*") == [others[1]]
+    assert matching("manifest", root, dataset="toy_shapes", shots=16) == [want[1]]

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 
 class DatasetError(ValueError):
-    """A dataset on disk is missing or malformed; the message says what and how to fix it."""
+    """A dataset on disk is missing or malformed; the message says what and how to fix it. `why`, when given, is
+    what is wrong without the fix, for a caller that can make the file again and says so (e.g. a manifest)."""
+
+    def __init__(self, message: str, why: str | None = None):
+        super().__init__(message)
+        self.why = why
 
 
 class ToyDatasetExistsError(FileExistsError, DatasetError):

@@ -96,22 +96,27 @@ def write_manifest(path: str | Path, manifest: dict) -> None:
 
 
 def read_manifest(path: str | Path) -> dict:
-    fix = "delete it and rerun to resample (the same dataset, shots and seed give the same subset)"
+    """A few-shot manifest, checked against its content hash; a DatasetError (with `why`) when it is unreadable,
+    incomplete or altered."""
+    def bad(why: str) -> DatasetError:
+        fix = "delete it and rerun to resample (the same dataset, shots and seed give the same subset)"
+        return DatasetError(f"Manifest {path} {why}; {fix}.", why)
+
     try:
         m = read_json(path)
     except (ValueError, UnicodeDecodeError) as e:
-        raise DatasetError(f"Manifest {path} is not valid JSON ({e}); {fix}.") from None
+        raise bad(f"is not valid JSON ({e})") from None
     if not isinstance(m, dict):
-        raise DatasetError(f"Manifest {path} is not a JSON object; {fix}.")
+        raise bad("is not a JSON object")
     missing = {"dataset", "shots", "seed", "classnames", "train", "val", "hash"} - set(m)
     if missing:
-        raise DatasetError(f"Manifest {path} lacks {sorted(missing)}; {fix}.")
+        raise bad(f"lacks {sorted(missing)}")
     try:
         items = manifest_items(m, "train") + manifest_items(m, "val")
     except (TypeError, ValueError):
-        raise DatasetError(f"Manifest {path} has malformed items (not [path, label, classname]); {fix}.") from None
+        raise bad("has malformed items (not [path, label, classname])") from None
     if items_hash(items) != m["hash"]:
-        raise DatasetError(f"Manifest {path} does not match its content hash; {fix}.")
+        raise bad("does not match its content hash")
     return m
 
 
