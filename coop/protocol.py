@@ -1,6 +1,7 @@
 """Protocol switches: where we correct a flaw of the official code, a switch restores the official behaviour.
 
-Defaults are the corrected behaviour. The CLI sets them per process (`coop --protocol key=value ...`), the
+Defaults are the corrected behaviour where the official code has a flaw (a switch restores the flaw), and the
+official behaviour where ours was merely another choice (a switch keeps ours: lp_c_rule). The CLI sets them per process (`coop --protocol key=value ...`), the
 workflow from the config's `protocol:` section, and every metrics.json records the values in force.
 """
 from __future__ import annotations
@@ -23,9 +24,13 @@ class Protocol:
     # The linear probe's training images: the "shared" few-shot subset of every method; "own" = drawn
     # again with numpy as the official probe does (so it trains on other images than CoOp).
     lp_subset: str = "shared"
+    # Which C of the probe's search is kept: "last_step", the official one (the winner of the last bisection step,
+    # lpclip's test_acc_step_list[:, -1]; docs/PROTOCOL.md); "best_seen" = the best val accuracy of the search.
+    lp_c_rule: str = "last_step"
 
 
-CHOICES = {"imagenet_listing": ("sorted", "os"), "lp_c_selection": ("val", "test"), "lp_subset": ("shared", "own")}
+CHOICES = {"imagenet_listing": ("sorted", "os"), "lp_c_selection": ("val", "test"), "lp_subset": ("shared", "own"),
+           "lp_c_rule": ("last_step", "best_seen")}
 _current = Protocol()
 
 

@@ -41,12 +41,19 @@ def _val_acc(clf, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def search_c(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
-             max_iter: int = 1000, steps: int = 8, log=None) -> tuple[float, list[tuple[float, float]]]:
+             max_iter: int = 1000, steps: int = 8, log=None,
+             rule: str | None = None) -> tuple[float, list[tuple[float, float]]]:
     """Pick C by validation accuracy: the grid, then `steps` of bisection in log10 space around its best.
 
+    `rule` (default: the protocol's `lp_c_rule`) says which C is kept: "last_step", the official one, is the winner
+    of the last bisection step (of its two candidates, the smaller C on a tie; the grid's best with no steps);
+    "best_seen" is the C of the best validation accuracy over the whole search (the first one on a tie).
     Only train and val data come in, so the choice can never see test labels. Returns (C, [(C, acc), ...]).
     With `log`, progress lines (fits done of len(C_GRID) + 2 * steps, rate, ETA) at a steady interval.
     """
+    rule = rule or protocol.current().lp_c_rule
+    if rule not in protocol.CHOICES["lp_c_rule"]:
+        raise MethodError(f"linear probe C rule {rule!r}: choose one of {', '.join(protocol.CHOICES['lp_c_rule'])}")
     progress = Progress("linear probe C search", total=len(C_GRID) + 2 * steps, unit="fits", log=log) if log else None
 
     def acc_of(c: float) -> float:
@@ -57,6 +64,7 @@ def search_c(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y:
 
     tried = [(c, acc_of(c)) for c in C_GRID]
     best_c, best_acc = max(tried, key=lambda t: t[1])  # ties keep the first (largest C) in grid order
+    last_c, last_acc = best_c, best_acc
     lo, hi = np.log10(best_c) - 1, np.log10(best_c) + 1
     for _ in range(steps):
         acc_lo = acc_of(10 ** lo)
@@ -67,10 +75,13 @@ def search_c(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y:
             lo, end, acc = mid, hi, acc_hi
         else:
             hi, end, acc = mid, lo, acc_lo
+        last_c, last_acc = 10 ** end, acc
         if acc > best_acc:
-            best_c, best_acc = 10 ** end, acc
+            best_c, best_acc = last_c, acc
+    if rule == "last_step":
+        best_c, best_acc = last_c, last_acc
     if progress:
-        progress.done(extra=f"best C = {best_c:.3g}: val acc {100 * best_acc:.1f}%")
+        progress.done(extra=f"C = {best_c:.3g} ({rule.replace('_', ' ')}): val acc {100 * best_acc:.1f}%")
     return float(best_c), tried
 
 
@@ -119,7 +130,9 @@ def _probe(ctx: RunContext, cfg: LinearProbeConfig) -> MethodResult:
         c, tried = cfg.C, []
     else:
         c, tried = search_c(train_x, train_y, val_x, val_y, cfg.max_iter, cfg.search_steps, log=ctx.log)
-    ctx.log(f"linear probe: C = {c:.3g} after {len(tried)} fits on {len(train_y)} train / {len(val_y)} val images")
+    rule = protocol.current().lp_c_rule.replace("_", " ") if cfg.C is None else "fixed"
+    ctx.log(f"linear probe: C = {c:.3g} ({rule}) after {len(tried)} fits on {len(train_y)} train / {len(val_y)} "
+            "val images")
     clf = _fit(train_x, train_y, c, cfg.max_iter)
     weights = {"coef": clf.coef_, "intercept": clf.intercept_, "classes": clf.classes_.astype(np.int64)}
     logits = probe_logits(**weights, features=ctx.test.features, n_classes=len(ctx.classnames))
