@@ -143,6 +143,17 @@ def _report_artefact(a: argparse.Namespace) -> None:
 cmd_report_paper = cmd_report_figure = _report_artefact
 
 
+def cmd_report_findings(a: argparse.Namespace) -> None:
+    import json
+
+    from coop.report.findings import write_findings
+
+    f = write_findings(a.runs, json.loads(a.setup), a.csv, a.md, a.transfer, a.tables)
+    counts = f.verdict.value_counts()
+    print(f"wrote {a.csv} and {a.md}: {counts.get('holds', 0)} of {len(f) - counts.get('not measured', 0)} "
+          f"measured findings hold ({counts.get('not measured', 0)} not measured)")
+
+
 def _add_artefact_inputs(p: argparse.ArgumentParser, kind: str) -> None:
     """--what (the registered artefacts of `kind`) and an option per input any of them reads."""
     from coop.report.artefacts import INPUTS, all_artefacts
@@ -290,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", required=True)
     p.add_argument("--md", required=True)
     p.set_defaults(func=cmd_report_paper)
+    p = rsub.add_parser("findings", help="the paper's findings checked on the runs (findings.csv and .md)")
+    p.add_argument("--setup", required=True, help='JSON {"experiments": ..., "paper_names": ...} of the config')
+    p.add_argument("--runs", required=True, help="runs.csv")
+    p.add_argument("--transfer", default=None, help="transfer.csv (the domain-shift findings)")
+    p.add_argument("--tables", nargs="*", default=[], help="the paper tables' CSVs (their reproduced numbers)")
+    p.add_argument("--csv", required=True)
+    p.add_argument("--md", required=True)
+    p.set_defaults(func=cmd_report_findings)
     p = rsub.add_parser("figure", help="one of the paper's figures")
     _add_artefact_inputs(p, "figure")
     p.add_argument("--png", required=True)

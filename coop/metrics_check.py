@@ -25,7 +25,7 @@ IDENTITY = ("dataset", "backbone", "method", "variant", "shots", "seed")
 # key -> the JSON type it must have ("number": an int or a float, never a bool)
 FIELDS = {"dataset": "string", "backbone": "string", "method": "string", "variant": "string", "shots": "integer",
           "seed": "integer", "accuracy": "number", "macro_f1": "number", "n_test": "integer",
-          "wall_seconds": "number", "params": "object"}
+          "n_classes": "integer", "wall_seconds": "number", "params": "object"}
 PERCENT = ("accuracy", "macro_f1")
 BAD_SUFFIX = ".bad"  # a bad metrics.json is moved to metrics.json.bad beside it
 FIX = "its run is done again by the next workflow run (which moves a bad metrics.json aside as metrics.json.bad)"

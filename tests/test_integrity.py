@@ -85,8 +85,10 @@ def _files(work: Path) -> dict[str, tuple[int, bytes]]:
 
 # what a run's redo rewrites: the run's own folder, the tables and figures made from every run
 REDONE = {RUN, "results/tables/runs.csv", "results/tables/fewshot.csv", "figures/fig3_fewshot.png",
-          "figures/fig3_fewshot.pdf", "figures/fig4_gain_over_zeroshot.png", "figures/fig4_gain_over_zeroshot.pdf"}
+          "figures/fig3_fewshot.pdf", "figures/fig4_gain_over_zeroshot.png", "figures/fig4_gain_over_zeroshot.pdf",
+          "results/tables/findings.csv", "results/tables/findings.md"}
 REDO_JOBS = {RUN, "results/tables/runs.csv", "results/tables/fewshot.csv",
+             "results/tables/findings.csv, results/tables/findings.md",
              "figures/fig3_fewshot.pdf, figures/fig3_fewshot.png",
              "figures/fig4_gain_over_zeroshot.pdf, figures/fig4_gain_over_zeroshot.png"}
 

@@ -67,7 +67,7 @@ def make_runs() -> pd.DataFrame:
                     for seed in SEEDS:
                         acc = m + SEED_OFFSET[seed] - (20.0 if shots == 1 else 0.0)
                         row = {**base, "shots": shots, "seed": seed, "accuracy": acc, "macro_f1": acc - 1,
-                               "n_test": 100, "wall_seconds": 1.0}
+                               "n_test": 100, "n_classes": 10, "wall_seconds": 1.0}
                         if method == "coop":
                             n_ctx, csc, pos = PARAMS[variant]
                             row.update(param_n_ctx=n_ctx, param_csc=csc, param_class_token_position=pos)

@@ -39,7 +39,7 @@ def trained_acc(dataset: str, method: str, variant: str, shots: int, seed: int) 
 def write_metrics(root: Path, backbone: str = BACKBONE, **m) -> Path:
     d = root / m["dataset"] / backbone / m["method"] / m["variant"] / f"shots{m['shots']}" / f"seed{m['seed']}"
     d.mkdir(parents=True, exist_ok=True)
-    metrics = {"backbone": backbone, "macro_f1": m["accuracy"] - 2.0, "n_test": 400,
+    metrics = {"backbone": backbone, "macro_f1": m["accuracy"] - 2.0, "n_test": 400, "n_classes": 10,
                "params": {}, "wall_seconds": 10.0 * m["shots"] + m["seed"], **m}
     (d / "metrics.json").write_text(json.dumps(metrics))
     return d / "metrics.json"

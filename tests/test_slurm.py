@@ -40,7 +40,7 @@ pytestmark = [
 # The rules whose jobs are submitted with sbatch; every other rule of the tiny workflow is a local rule.
 GPU_RULES = {"test_features", "fewshot_features", "run_zeroshot", "run_fewshot"}
 LOCAL_RULES = {"toy_dataset", "fewshot_manifest", "runs_table", "fewshot_table", "fig3_fewshot",
-               "fig4_gain_over_zeroshot", "all"}
+               "fig4_gain_over_zeroshot", "findings", "all"}
 
 
 @pytest.fixture(scope="module")

@@ -42,9 +42,9 @@ def test_dry_run_plans_the_expected_jobs(tmp_path, fuse_seeds):
         "fewshot_features": d * b,
         "run_zeroshot": d * b * zero,                      # no shots, no seeds
         "run_fewshot": d * b * len(few) * shots * (1 if fuse_seeds else seeds),  # fused: one job trains all seeds
-        "fewshot_table": 1, "runs_table": 1, "fig3_fewshot": 1, "fig4_gain_over_zeroshot": 1, "all": 1,
+        "fewshot_table": 1, "runs_table": 1, "fig3_fewshot": 1, "fig4_gain_over_zeroshot": 1, "findings": 1, "all": 1,
         "total": None,
     }
     expected["total"] = sum(v for v in expected.values() if v is not None)
     assert stats == expected
-    assert (stats["run_fewshot"], stats["total"]) == ((8, 31) if fuse_seeds else (16, 39))
+    assert (stats["run_fewshot"], stats["total"]) == ((8, 32) if fuse_seeds else (16, 40))

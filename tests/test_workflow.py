@@ -45,6 +45,34 @@ def test_table_and_figure(tiny_run):
 
 
 @pytest.mark.e2e
+def test_findings_report_of_the_tiny_run(tiny_run):
+    """findings.csv has one row per registered finding; those of experiments the tiny config lacks are not
+    measured, and the 2-shot gain it states is the one computed here from the runs' metrics.json."""
+    from coop.report.findings import all_findings
+
+    f = pd.read_csv(tiny_run / "results/tables/findings.csv", keep_default_na=False).set_index("finding")
+    assert list(f.index) == [x.name for x in all_findings()]
+    other = f[f.experiment != "fewshot"]
+    assert len(other) > 5 and (other.verdict == "not measured").all()
+    assert other.note.str.startswith("the config has no experiment").all()
+
+    def acc(method, variant, dataset, shots, seed):
+        run = tiny_run / f"results/runs/{dataset}/toy-rn/{method}/{variant}/shots{shots}/seed{seed}/metrics.json"
+        return json.loads(run.read_text())["accuracy"]
+
+    datasets = ("toy_shapes", "toy_textures")
+    per_seed = [sum(acc("coop", "end_m4", d, 2, s) for d in datasets) / 2 for s in (1, 2)]
+    zs = sum(acc("zeroshot", "default", d, 0, 0) for d in datasets) / 2
+    mean, std = sum(per_seed) / 2, abs(per_seed[0] - per_seed[1]) / 2 ** 0.5
+    assert f.loc["coop_from_two_shots", "ours"] == (f"coop at 2 shots {mean:.1f} ± {std:.1f} vs {zs:.1f} "
+                                                    f"({mean - zs:+.1f}) over 2 datasets")
+    se = std / 2 ** 0.5
+    assert f.loc["coop_from_two_shots", "verdict"] == ("holds" if mean - zs > se else "does not hold")
+    md = (tiny_run / "results/tables/findings.md").read_text()
+    assert f"of {int((f.verdict != 'not measured').sum())} measured findings hold" in md
+
+
+@pytest.mark.e2e
 def test_runs_record_provenance_and_share_subsets(tiny_run):
     runs = tiny_run / "results/runs/toy_textures/toy-rn"
     lp = json.loads((runs / "linear_probe/default/shots2/seed1/metrics.json").read_text())
@@ -115,7 +143,7 @@ def test_paper_config_dry_run_without_data(tmp_path):
     tables = ["table1_domain_generalization", "table2_prompt_ensembling", "table3_initialization",
               "table4_nearest_words", "table5_finetuning_methods", "fig1_prompt_engineering"]
     figures = ["fig3_fewshot", "fig4_gain_over_zeroshot", "fig5a_context_length", "fig5b_backbones"]
-    assert all(counts[name] == 1 for name in tables + figures)
+    assert all(counts[name] == 1 for name in tables + figures + ["findings"])
     assert counts["prepare_imagenet"] == 1 and counts["fewshot_manifest"] == 11 * 5 * 3
 
 
@@ -126,3 +154,4 @@ def test_html_report(tiny_run):
     html = (tiny_run / "report.html").read_text(errors="replace")
     assert "fig3_fewshot.png" in html and "fig4_gain_over_zeroshot.png" in html and "fewshot.csv" in html
     assert "Few-shot learning curves" in html  # the caption
+    assert "findings.csv" in html and "The paper's findings checked on this run" in html

@@ -93,6 +93,7 @@ def train(ctxs: list[RunContext], cfg: FinetuneImageConfig) -> list[MethodResult
 METHOD = register(Method(
     name="finetune_image", config=FinetuneImageConfig, train=train, few_shot=True, needs_images=True,
     description="fine-tune the image encoder under the fixed zero-shot classifier (Table 5)",
-    display_name="Fine-tuning CLIP's image encoder", style={"marker": ">", "linestyle": ":", "markersize": 5},
+    display_name="Fine-tuning CLIP's image encoder", paper_role="image_finetune",
+    style={"marker": ">", "linestyle": ":", "markersize": 5},
     order=4, cost=Cost(step="image_encoder", views=False),  # augments on the fly: no view cache
 ))

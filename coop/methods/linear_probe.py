@@ -156,7 +156,8 @@ def train(ctxs: list[RunContext], cfg: LinearProbeConfig) -> list[MethodResult]:
 METHOD = register(Method(
     name="linear_probe", config=LinearProbeConfig, train=train, few_shot=True, needs_images=False,
     description="logistic regression on image features, C searched on the few-shot val set",
-    display_name="Linear probe CLIP", style={"marker": "s", "linestyle": "--", "markersize": 5}, order=3,
+    display_name="Linear probe CLIP", paper_role="linear_probe",
+    style={"marker": "s", "linestyle": "--", "markersize": 5}, order=3,
     classifier=classifier, classifier_file="linear_probe.safetensors", classifier_keys=("coef", "intercept", "classes"),
     cost=Cost(step="probe", views=False),  # features are cached: a CPU-bound search over C
 ))

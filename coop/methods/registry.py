@@ -40,6 +40,8 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 STEPS = ("text_encoder", "head", "image_encoder", "probe", "none")
+# The baselines that the paper's findings compare CoOp with (coop.report.findings_paper finds them by this role).
+PAPER_ROLES = ("linear_probe", "prompt_ensemble", "image_finetune")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class Method:
     classifier_file: str | None = None    # the run-folder file the classifier is rebuilt from
     classifier_keys: tuple[str, ...] = ()  # the tensors that file must hold
     interpretable: bool = False     # classifier_file holds "ctx", learned token embeddings (nearest words, Table 4)
+    paper_role: str | None = None   # the baseline of the paper's findings it is (one of PAPER_ROLES), else None
     cost: Cost = Cost()
     plugin: str | None = None       # the plugin that registered it (None: built in); set by load_plugins
 
@@ -134,6 +137,8 @@ def _check(m: Method) -> None:
     for attr in ("description", "display_name"):
         if not isinstance(getattr(m, attr), str) or not getattr(m, attr):
             raise bad(f"lacks a {attr}", f"Pass {attr}='...'.")
+    if m.paper_role is not None and m.paper_role not in PAPER_ROLES:
+        raise bad(f"declares paper_role {m.paper_role!r}", f"Use one of {', '.join(PAPER_ROLES)}, or None.")
     if m.interpretable and m.classifier_file is None:
         raise bad("is interpretable but names no classifier_file", "Name the file holding its context 'ctx'.")
     if m.classifier_file is not None and m.classifier is None:

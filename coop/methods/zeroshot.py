@@ -74,5 +74,6 @@ ZEROSHOT = register(Method(
     cost=_COST, **_ZERO_SHOT))
 ENSEMBLE = register(Method(
     name="ensemble", config=EnsembleConfig, description="zero-shot CLIP with an ensemble of prompt templates",
-    display_name="Prompt ensembling", style={"marker": "D", "linestyle": "none", "markersize": 7}, order=1,
+    display_name="Prompt ensembling", paper_role="prompt_ensemble",
+    style={"marker": "D", "linestyle": "none", "markersize": 7}, order=1,
     cost=replace(_COST, prompts_per_class=len(ENSEMBLE_TEMPLATES) + 1), **_ZERO_SHOT))

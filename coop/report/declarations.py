@@ -11,7 +11,8 @@ import math
 from coop.methods.registry import Method, MethodError, get_method
 
 __all__ = ["DEFAULT_STYLE", "declared", "display_name", "first_learned_context", "first_zero_shot", "is_interpretable",
-           "is_zero_shot", "learns_context", "legend_order", "series_style", "show_variant"]
+           "is_zero_shot", "labels_with_role", "learns_context", "legend_order", "paper_role", "series_style",
+           "show_variant"]
 
 # The style a method gets when it declares none (the declaration's own default).
 DEFAULT_STYLE = dict(next(f for f in dataclasses.fields(Method) if f.name == "style").default_factory())
@@ -57,6 +58,17 @@ def first_zero_shot(labels):
 def first_learned_context(labels):
     """Of (label, method) pairs, the first label whose method `learns_context` (None: none does)."""
     return next((lb for lb, m in labels if learns_context(m)), None)
+
+
+def paper_role(method: str) -> str | None:
+    """The baseline of the paper's findings `method` declares itself to be (registry.PAPER_ROLES), or None."""
+    m = declared(method)
+    return m.paper_role if m is not None else None
+
+
+def labels_with_role(labels, role: str) -> list:
+    """Of (label, method) pairs, the labels whose method declares `paper_role` `role`, in order."""
+    return [lb for lb, m in labels if paper_role(m) == role]
 
 
 def display_name(method: str) -> str:

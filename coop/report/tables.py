@@ -27,14 +27,14 @@ __all__ = [
 
 # One cell of the few-shot table; seeds are aggregated within a cell.
 KEY_COLUMNS = ["dataset", "backbone", "method", "variant", "shots"]
-RUN_COLUMNS = [*KEY_COLUMNS, "seed", "accuracy", "macro_f1", "n_test", "wall_seconds"]
+RUN_COLUMNS = [*KEY_COLUMNS, "seed", "accuracy", "macro_f1", "n_test", "n_classes", "wall_seconds"]
 TABLE_COLUMNS = [
     *KEY_COLUMNS,
     "acc_mean", "acc_std", "acc_ci95", "f1_mean", "f1_std", "n_seeds", "wall_seconds_mean",
 ]
 
 _STR_KEYS = ("dataset", "backbone", "method", "variant")
-_INT_KEYS = ("shots", "seed", "n_test")
+_INT_KEYS = ("shots", "seed", "n_test", "n_classes")
 _FLOAT_KEYS = ("accuracy", "macro_f1", "wall_seconds")
 
 # Two-sided 95% Student t quantiles t_{0.975, df} for df = 1..30 (scipy is not a dependency).

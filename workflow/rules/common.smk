@@ -272,6 +272,16 @@ def experiment_json(name):
     return shlex.quote(json.dumps(exp))
 
 
+def setup_json():
+    """Every experiment and the paper-name mapping, as one shell-quoted JSON argument (the findings report)."""
+    return shlex.quote(json.dumps({"experiments": EXPERIMENTS, "paper_names": PAPER_NAMES}))
+
+
+def findings_transfer():
+    """transfer.csv when the config has the domain-shift experiment (the findings of Table 1 read it)."""
+    return ["results/tables/transfer.csv"] if "domain_shift" in EXPERIMENTS else []
+
+
 # The paper's tables and figures that the config's experiments make (coop.report.artefacts: one record each,
 # built-in or registered by a plugin).
 def paper_artefacts(kind):
@@ -291,7 +301,8 @@ def final_outputs():
     """The tables and figures, and every run's files that they are made from (metrics.json, transfers, nearest
     words): a deleted one is then remade, and only the tables that read it (Snakemake remakes a missing file only
     when a target asks for it, not when all that depends on it is up to date)."""
-    outputs = ["results/tables/fewshot.csv", "results/tables/runs.csv", *runs_of(), *transfers(), *interpretations()]
+    outputs = ["results/tables/fewshot.csv", "results/tables/runs.csv", "results/tables/findings.csv", *runs_of(),
+               *transfers(), *interpretations()]
     outputs += [a.outputs["csv"] for a in paper_artefacts("table")]
     outputs += [a.outputs["png"] for a in paper_artefacts("figure")]
     return outputs

@@ -96,3 +96,28 @@ for _artefact in paper_artefacts("table"):
         shell:
             "coop {params.coop} report paper --what {params.what} --experiment {params.experiment} {params.inputs} "
             "--csv {output.csv} --md {output.md} > {log} 2>&1"
+
+
+# The paper's findings checked on every run of the config (coop.report.findings): findings.csv and findings.md.
+rule findings:
+    input:
+        runs="results/tables/runs.csv",
+        transfer=findings_transfer(),
+        tables=[a.outputs["csv"] for a in paper_artefacts("table")],
+    output:
+        csv=report("results/tables/findings.csv", caption="../report/findings.rst", category="Findings"),
+        md="results/tables/findings.md",
+    params:
+        setup=setup_json(),
+        transfer=_cli(["--transfer", *findings_transfer()]) if findings_transfer() else "",
+        coop=report_args,
+    conda:
+        "../envs/local.yml"
+    log:
+        "results/logs/tables/findings.log",
+    benchmark:
+        "results/benchmarks/tables/findings.tsv"
+    localrule: True
+    shell:
+        "coop {params.coop} report findings --setup {params.setup} --runs {input.runs} {params.transfer} "
+        "--tables {input.tables} --csv {output.csv} --md {output.md} > {log} 2>&1"
