@@ -1,4 +1,4 @@
-"""Tests for coop.report.paper (the paper's tables beside ours), coop.report.paper_figures, the artefact
+"""Tests for coop.report.paper (the paper's tables beside ours), coop.report.paper_figures / paper_fig5, the artefact
 registry (coop.report.artefacts: every registered table and figure made through the CLI) and what the
 reports read from the method declarations (coop.report.declarations).
 
@@ -465,10 +465,11 @@ def test_gain_over_zeroshot(tmp_path, runs):
                                                                      "Average"]
     assert all(np.allclose(p.get_facecolor(), to_rgba(POSITIVE_COLOR)) for p in fig.axes[1].patches)
     assert fig.axes[0].get_title() == "toy-rn (RN50)"
+    assert fig.get_suptitle() == "CoOp (16 shots) vs. Zero-shot CLIP"  # the declared names, not "coop"
 
 
 def test_context_length(tmp_path, runs):
-    from coop.report.paper_figures import context_length_data, plot_context_length
+    from coop.report.paper_fig5 import context_length_data, plot_context_length
 
     exp = experiment({"m4": "coop/end_m4", "m8": "coop/end_m8", "m16": "coop/end_m16", "m16_csc": "coop/end_m16_csc",
                       "zeroshot": "zeroshot/default"}, backbones=["toy-rn"])
@@ -487,6 +488,16 @@ def test_context_length(tmp_path, runs):
     assert list(lines["end, unified"].get_ydata()) == [56.0, 57.0, 52.5]
     assert list(lines["end, class-specific"].get_xdata()) == [16]
     assert list(lines["zero-shot: zeroshot"].get_ydata()) == [50.0, 50.0]
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "Average accuracy over 2 datasets (%)"
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == [
+        "Zero-shot CLIP", "end, class-specific", "end, unified"]
+    lo, hi = ax.get_ylim()  # the points span 50-58: the axis spans 20 points, so seed noise is no trend
+    assert hi - lo >= 20 and lo <= 50 and hi >= 58
+    assert len([c for c in ax.collections if c.get_segments()]) >= 2  # the error bars are still drawn
+    one = plot_context_length(runs, {**exp, "datasets": ["toy_shapes"]}, tmp_path / "one.png",
+                              paper_names=PAPER_NAMES)
+    assert one.axes[0].get_ylabel() == "Accuracy on toy_shapes (ImageNet) (%)"
 
     # As the workflow reads runs.csv back: empty param cells stay "" and numbers/booleans are strings.
     from coop.report.tables import read_table, write_table
@@ -505,7 +516,7 @@ def test_context_length(tmp_path, runs):
 
 
 def test_backbones(tmp_path, runs):
-    from coop.report.paper_figures import backbone_data, plot_backbones
+    from coop.report.paper_fig5 import backbone_data, plot_backbones
 
     exp = experiment({"zeroshot": "zeroshot/default", "linear_probe": "linear_probe/default", "coop": "coop/end_m16"})
     d = backbone_data(runs, exp, PAPER_NAMES)
@@ -522,7 +533,12 @@ def test_backbones(tmp_path, runs):
     assert bars["toy-vit/coop"].get_height() == 68.0 and bars["toy-rn/zeroshot"].get_height() == 50.0
     assert bars["toy-rn/coop"].get_x() < bars["toy-vit/zeroshot"].get_x()  # grouped by backbone
     assert [t.get_text() for t in ax.get_xticklabels()] == ["toy-rn (RN50)", "toy-vit (ViT-B/16)"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["zeroshot", "linear_probe", "coop"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Zero-shot CLIP", "Linear probe CLIP", "CoOp"]
+    assert ax.get_ylabel() == "Average accuracy over 2 datasets (%)"
+    keys = experiment({"prompt_engineering": "zeroshot/default", "coop_m16": "coop/end_m16"}, datasets=["toy_shapes"])
+    (ax,) = plot_backbones(runs, keys, tmp_path / "keys.png", paper_names=PAPER_NAMES).axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["prompt engineering", "coop m16"]
+    assert ax.get_ylabel() == "Accuracy on toy_shapes (ImageNet) (%)"
 
 
 # ----------------------------------------------------------------------------- the artefact registry
@@ -699,6 +715,10 @@ def test_declared_legends_match_the_old_tables():
     assert D.first_zero_shot([("ens", "ensemble"), ("coop", "coop")]) == "ens"
     assert D.first_zero_shot([("coop", "coop")]) is None
     assert D.first_learned_context([("lp", "linear_probe"), ("c4", "coop"), ("c16", "coop")]) == "c4"
+    # A run label in a figure: the method's display name where the label is the method, else readable.
+    assert [D.label_display(lb, lb) for lb in old_names] == list(old_names.values())
+    assert D.label_display("prompt_engineering", "zeroshot") == "prompt engineering"
+    assert D.label_display("coop_m16", "coop") == "coop m16" and D.label_display("unloaded", "unloaded") == "unloaded"
 
 
 def test_a_registered_method_gets_its_declared_legend(tmp_path):

@@ -240,6 +240,24 @@ def test_plot_fewshot(tmp_path, table):
     assert len(fig.legends[0].get_texts()) == 5
 
 
+def test_plot_fewshot_accuracy_axis_spans_20_points(tmp_path):
+    """Curves within a few points (seed noise) are drawn on an axis of at least 20 points, bands kept."""
+    from coop.report.figures import plot_fewshot
+
+    table = pd.DataFrame({"dataset": "d", "backbone": "b", "method": ["zeroshot", "coop", "coop"],
+                          "variant": ["default", "end_m16", "end_m16"], "shots": [0, 1, 16],
+                          "acc_mean": [55.0, 56.0, 57.0], "acc_std": [0.0, 1.0, 1.0], "acc_ci95": 0.0,
+                          "f1_mean": 0.0, "f1_std": 0.0, "n_seeds": [1, 3, 3], "wall_seconds_mean": 1.0})
+    fig = plot_fewshot(table, tmp_path / "f.png")
+    for ax in fig.axes:
+        lo, hi = ax.get_ylim()
+        assert hi - lo >= 20 and lo <= 54 and hi >= 58
+        assert ax.collections  # the ±1 std band
+    near_top = table.assign(acc_mean=[97.0, 98.0, 99.0])
+    lo, hi = plot_fewshot(near_top, tmp_path / "g.png").axes[1].get_ylim()
+    assert hi - lo >= 20 and hi <= 100.0 + 1e-9 and lo <= 96
+
+
 def test_plot_fewshot_edge_cases(tmp_path):
     """A zero-shot-only dataset, a method missing at some shots, one seed, a second backbone, an unknown method."""
     root = tmp_path / "runs"

@@ -19,7 +19,11 @@ from coop.io import atomic_path
 from coop.report import declarations
 from coop.report.tables import average_over_datasets
 
-__all__ = ["shots_to_x", "series_label", "series_style", "plot_fewshot", "fig3_data", "fig3_fewshot"]
+__all__ = ["ACCURACY_MIN_SPAN", "shots_to_x", "series_label", "series_style", "widen_accuracy_axis", "plot_fewshot",
+           "fig3_data", "fig3_fewshot"]
+
+# The least span (percentage points) of an accuracy axis: seed noise of a point or two must not fill the plot.
+ACCURACY_MIN_SPAN = 20.0
 
 _COLORS = [
     "tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple",
@@ -40,6 +44,21 @@ def series_label(method: str, variant: str) -> str:
     if declarations.show_variant(method) or variant != "default":
         return f"{name} ({variant})"
     return name
+
+
+def widen_accuracy_axis(ax, min_span: float = ACCURACY_MIN_SPAN) -> tuple[float, float]:
+    """Give an accuracy axis (%) at least `min_span` points around what it shows, kept inside [0, 100] where
+    the data are, so that a spread of a point or two reads as noise, not a trend. Returns the new limits."""
+    lo, hi = ax.get_ylim()
+    if hi - lo < min_span:
+        mid = (lo + hi) / 2
+        lo, hi = mid - min_span / 2, mid + min_span / 2
+        if lo < 0:
+            lo, hi = 0.0, hi - lo
+        elif hi > 100 and lo - (hi - 100) >= 0:
+            lo, hi = lo - (hi - 100), 100.0
+        ax.set_ylim(lo, hi)
+    return lo, hi
 
 
 def series_style(method: str) -> dict:
@@ -121,6 +140,7 @@ def plot_fewshot(
         ax.set_xlim(-0.4, float(shots_to_x([max(shots)])[0]) + 0.4)
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=8)
+        widen_accuracy_axis(ax)
 
     fig.suptitle(suptitle)
     fig.supylabel("Accuracy (%)", fontsize=10)
