@@ -292,6 +292,27 @@ def test_table4_nearest_words():
     assert "| toy_shapes | ImageNet | toy-rn | csc | 1 | circle | 1 | circle1 | 3.00 | 16 |" in P.paper_markdown(c)
 
 
+def test_table4_tokens_are_decoded_as_clips_tokenizer_decodes():
+    """The nearest words' text (coop.interpret.token_text) is open_clip's decode of the token's id: byte-level
+    BPE characters back to UTF-8 ("ðŁĴľ" is the emoji), "</w>" dropped; a lone byte of a character shows U+FFFD."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from coop.interpret import token_text
+
+    tok = SimpleTokenizer()
+    ids = tok.encode("a photo of a café, naïve 💜 🍴 crème")  # each token whole characters
+    words = [token_text(tok, i) + (" " if tok.decoder[i].endswith("</w>") else "") for i in ids]
+    assert "".join(words) == tok.decode(ids) == "a photo of a café , naïve 💜 🍴 crème "
+    split = tok.encode("brûlée")  # "û" falls across two tokens: each shows U+FFFD for its half
+    for i in ids + split:
+        assert token_text(tok, i) == tok.decode([i]).removesuffix(" ")
+    assert "\ufffd" in "".join(token_text(tok, i) for i in split)
+    assert token_text(tok, tok.encoder["ðŁĴľ</w>"]) == "\U0001f49c" and token_text(tok, 4882) == "💜"
+    assert token_text(tok, tok.encoder["cafÃ©</w>"]) == "café"
+    lone = tok.encoder["â</w>"]  # the byte 0xe2 alone (a 3-byte character's first) is no UTF-8 character
+    assert token_text(tok, lone) == "\ufffd" == tok.decode([lone]).strip()
+
+
 def test_table4_rejects_malformed_records():
     rec = nearest_records()[0]
     with pytest.raises(ValueError, match="lacks keys"):
