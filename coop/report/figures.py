@@ -2,7 +2,10 @@
 
 Legend names, line styles and legend order are the methods' declarations (`coop.report.declarations`):
 a method unknown to this process is named by itself, drawn in the default style and listed last.
-`fig3_fewshot` / `fig3_data` are Fig. 3's entries in the artefact registry (`coop.report.artefacts`).
+`fig3_fewshot` / `fig3_data` are Fig. 3's entries in the artefact registry (`coop.report.artefacts`). Where a
+dataset and backbone are the paper's own (a real run), the paper's numbers that the package ships are drawn
+on its panel as hollow markers in the colour of their curve (`coop.report.paper_points`), never beside a toy
+stand-in.
 """
 from __future__ import annotations
 
@@ -72,6 +75,28 @@ def _series_keys(table: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted(keys, key=lambda mv: (declarations.legend_order(mv[0]), mv))
 
 
+_PAPER_LEGEND = "Paper (hollow markers, 16 shots or zero-shot)"
+
+
+def _plot_paper(ax, points: pd.DataFrame, colors: dict, handles: dict, shots: list[int]) -> None:
+    """The paper's numbers on one panel: a hollow marker per point (gid "paper/<method>/<variant>"), a dashed
+    line from it across the panel for a zero-shot number, in the colour of its curve."""
+    for rec in points.to_dict("records"):
+        key = (rec["method"], rec["variant"])
+        if key not in colors or rec["shots"] not in (0, *shots):
+            continue
+        x = float(shots_to_x([rec["shots"]])[0])
+        style = series_style(rec["method"])
+        (mark,) = ax.plot([x], [rec["accuracy"]], linestyle="none", marker=style.get("marker", "o"),
+                          markersize=max(9, style.get("markersize", 5) + 4), markerfacecolor="none",
+                          markeredgecolor=colors[key], markeredgewidth=1.6, gid=f"paper/{key[0]}/{key[1]}")
+        if rec["shots"] == 0:
+            ax.axhline(rec["accuracy"], color=colors[key], linestyle="--", linewidth=0.8, alpha=0.6)
+        if _PAPER_LEGEND not in handles:
+            handles[_PAPER_LEGEND] = ax.plot([], [], linestyle="none", marker="o", markersize=9,
+                                             markerfacecolor="none", markeredgecolor="black")[0]
+
+
 def _plot_panel(ax, panel: pd.DataFrame, colors: dict, handles: dict) -> None:
     """Draw every (method, variant) series of one dataset panel."""
     for method, variant in _series_keys(panel):
@@ -93,10 +118,12 @@ def plot_fewshot(
     out_pdf: str | os.PathLike | None = None,
     backbone: str | None = None,
     ncols: int = 4,
+    paper: pd.DataFrame | None = None,
 ) -> Figure:
     """Plot accuracy vs. shots per dataset, "Average" panel first, like CoOp Fig. 3.
 
-    `table` is a `fewshot_table` (rows with dataset "average" are ignored and recomputed).
+    `table` is a `fewshot_table` (rows with dataset "average" are ignored and recomputed). `paper`: the
+    paper's points to draw on the dataset panels (`paper_points.fig3_paper_points`), if any.
     With several backbones and `backbone=None`, the first in sorted order is plotted.
     Writes a 150 dpi PNG (and `out_pdf`) atomically and returns the Figure.
     """
@@ -133,6 +160,9 @@ def plot_fewshot(
     handles: dict = {}
     for i, (ax, (title, panel)) in enumerate(zip(axes, panels)):
         _plot_panel(ax, panel, colors, handles)
+        if paper is not None and i > 0:
+            mine = paper[(paper["dataset"] == title) & (paper["backbone"] == backbone)]
+            _plot_paper(ax, mine, colors, handles, [int(k) for k in shots])
         ax.set_title(title, fontsize=10)
         if i + ncols >= len(panels):  # no panel below this one
             ax.set_xlabel("Number of labeled training examples per class", fontsize=8)
@@ -145,7 +175,7 @@ def plot_fewshot(
     fig.suptitle(suptitle)
     fig.supylabel("Accuracy (%)", fontsize=10)
     labels = [series_label(m, v) for m, v in _series_keys(table)]
-    labels = [lb for lb in dict.fromkeys(labels) if lb in handles]
+    labels = [lb for lb in dict.fromkeys([*labels, _PAPER_LEGEND]) if lb in handles]
     fig.legend(
         [handles[lb] for lb in labels], labels,
         loc="outside lower center", ncols=min(len(labels), ncols), fontsize=9, frameon=False,
@@ -173,5 +203,9 @@ def fig3_data(fewshot: pd.DataFrame, exp: Mapping | None) -> pd.DataFrame:
 
 
 def fig3_fewshot(fewshot: pd.DataFrame, exp: Mapping | None, out_png, out_pdf=None) -> Figure:
-    """Fig. 3 of an experiment: `plot_fewshot` of its rows of the few-shot table (first backbone)."""
-    return plot_fewshot(fig3_data(fewshot, exp), out_png, out_pdf)
+    """Fig. 3 of an experiment: `plot_fewshot` of its rows of the few-shot table (first backbone), with the
+    paper's numbers on the panels of the paper's own datasets."""
+    from coop.report.paper_points import fig3_paper_points
+
+    table = fig3_data(fewshot, exp)
+    return plot_fewshot(table, out_png, out_pdf, paper=fig3_paper_points(table, exp))
