@@ -13,8 +13,12 @@ if TYPE_CHECKING:  # torch is imported where it is used: a bad run folder is rep
 
 
 def token_text(tokenizer, token_id: int) -> str:
-    """A BPE token as text ("</w>" marks a word end)."""
-    return tokenizer.decoder[token_id].replace("</w>", "")
+    """A BPE token as text, decoded as CLIP's tokenizer decodes (open_clip's SimpleTokenizer.decode): the
+    token's byte-level characters back to bytes (`byte_decoder`), those bytes as UTF-8, the word-end mark
+    "</w>" dropped. A token holding part of a character's bytes shows U+FFFD for them (errors="replace")."""
+    chars = tokenizer.decoder[token_id]
+    text = bytearray(tokenizer.byte_decoder[c] for c in chars).decode("utf-8", errors="replace")
+    return text.replace("</w>", "")
 
 
 def nearest_tokens(ctx: torch.Tensor, table: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

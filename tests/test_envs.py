@@ -205,7 +205,8 @@ def test_local_env_runs_the_local_commands_without_torch(tmp_path):
                   ["data", "sample", "--dataset", "toy_shapes", "--shots", "1", "--seed", "1", "--root", root,
                    "--out", out],
                   *[["import", m] for m in ("coop.data.prepare", "coop.report.collect", "coop.report.tables",
-                                             "coop.report.paper", "coop.report.paper_figures", "coop.report.figures")])
+                                             "coop.report.paper", "coop.report.paper_figures", "coop.report.paper_fig5",
+                                             "coop.report.figures")])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert Path(out).is_file()
 

@@ -240,6 +240,65 @@ def test_plot_fewshot(tmp_path, table):
     assert len(fig.legends[0].get_texts()) == 5
 
 
+def test_plot_fewshot_accuracy_axis_spans_20_points(tmp_path):
+    """Curves within a few points (seed noise) are drawn on an axis of at least 20 points, bands kept."""
+    from coop.report.figures import plot_fewshot
+
+    table = pd.DataFrame({"dataset": "d", "backbone": "b", "method": ["zeroshot", "coop", "coop"],
+                          "variant": ["default", "end_m16", "end_m16"], "shots": [0, 1, 16],
+                          "acc_mean": [55.0, 56.0, 57.0], "acc_std": [0.0, 1.0, 1.0], "acc_ci95": 0.0,
+                          "f1_mean": 0.0, "f1_std": 0.0, "n_seeds": [1, 3, 3], "wall_seconds_mean": 1.0})
+    fig = plot_fewshot(table, tmp_path / "f.png")
+    for ax in fig.axes:
+        lo, hi = ax.get_ylim()
+        assert hi - lo >= 20 and lo <= 54 and hi >= 58
+        assert ax.collections  # the ±1 std band
+    near_top = table.assign(acc_mean=[97.0, 98.0, 99.0])
+    lo, hi = plot_fewshot(near_top, tmp_path / "g.png").axes[1].get_ylim()
+    assert hi - lo >= 20 and hi <= 100.0 + 1e-9 and lo <= 96
+
+
+def test_fig3_overlays_the_papers_numbers_on_its_own_datasets(tmp_path):
+    """A real run (datasets named as the paper's, identity paper names) gets the paper's shipped numbers as
+    hollow markers: ImageNet zero-shot 58.18 and linear probe 55.87 (Table 1), CoOp 62.95 (Table 2); DTD
+    zero-shot 42.32 ("{} texture.", its Table 6 prompt, in Fig. 1) and CoOp 63.58 (Fig. 1). A toy stand-in for
+    ImageNet gets none."""
+    from coop.report.figures import fig3_fewshot
+
+    rows = []
+    for dataset in ("imagenet", "dtd", "toy_shapes"):
+        rows.append(("zeroshot", "default", 0, 50.0))
+        rows += [(m, v, k, 40.0 + k) for m, v in (("linear_probe", "default"), ("coop", "end_m16")) for k in (1, 16)]
+        rows[-5:] = [(dataset, *r) for r in rows[-5:]]
+    table = pd.DataFrame(rows, columns=["dataset", "method", "variant", "shots", "acc_mean"]).assign(
+        backbone="RN50-quickgelu", acc_std=1.0, acc_ci95=0.0, f1_mean=0.0, f1_std=0.0, n_seeds=3,
+        wall_seconds_mean=1.0)
+    exp = {"datasets": ["imagenet", "dtd", "toy_shapes"], "backbones": ["RN50-quickgelu"], "shots": [1, 16],
+           "runs": {"zeroshot": "zeroshot/default", "linear_probe": "linear_probe/default", "coop": "coop/end_m16"},
+           "paper_names": {"datasets": {"toy_shapes": "imagenet"}}}
+    fig = fig3_fewshot(table, exp, tmp_path / "f.png")
+    axes = {ax.get_title(): ax for ax in fig.axes}
+
+    def paper(ax):
+        return {ln.get_gid(): (list(ln.get_xdata()), list(ln.get_ydata())) for ln in ax.get_lines()
+                if str(ln.get_gid()).startswith("paper/")}
+
+    assert paper(axes["imagenet"]) == {"paper/zeroshot/default": ([0.0], [58.18]),
+                                       "paper/linear_probe/default": ([5.0], [55.87]),
+                                       "paper/coop/end_m16": ([5.0], [62.95])}
+    assert paper(axes["dtd"]) == {"paper/zeroshot/default": ([0.0], [42.32]), "paper/coop/end_m16": ([5.0], [63.58])}
+    assert paper(axes["toy_shapes"]) == {} and paper(axes["Average over 3 datasets"]) == {}
+    mark = next(ln for ln in axes["imagenet"].get_lines() if ln.get_gid() == "paper/coop/end_m16")
+    assert mark.get_markerfacecolor() == "none"
+    assert "Paper (hollow markers, 16 shots or zero-shot)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    # The same under toy names standing in for the paper's: no paper markers, no paper legend entry.
+    toy = table.replace({"dataset": {"imagenet": "toy_a", "dtd": "toy_b"}})
+    fig = fig3_fewshot(toy, {**exp, "datasets": ["toy_a", "toy_b"], "paper_names": {"datasets": {
+        "toy_a": "imagenet", "toy_b": "dtd"}}}, tmp_path / "g.png")
+    assert not any(paper(ax) for ax in fig.axes)
+    assert not any("Paper" in t.get_text() for t in fig.legends[0].get_texts())
+
+
 def test_plot_fewshot_edge_cases(tmp_path):
     """A zero-shot-only dataset, a method missing at some shots, one seed, a second backbone, an unknown method."""
     root = tmp_path / "runs"

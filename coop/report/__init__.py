@@ -1,7 +1,7 @@
 """Tables and figures from per-run metrics.json files, and the paper's tables and figures beside ours.
 
 Modules: `tables` (few-shot tables, CSV/Markdown), `collect` (runs.csv, transfer.csv), `figures` (Fig. 3),
-`paper_figures` (Figs. 4, 5a, 5b), `paper` (the paper's tables: re-exports `paper_names`, `selection`,
+`paper_figures` (Fig. 4), `paper_fig5` (Figs. 5a, 5b), `paper` (the paper's tables: re-exports `paper_names`, `selection`,
 `paper_tables`, `paper_table4`, `paper_output`), `declarations` (what reports read from the method
 registry) and `artefacts` (the registry of the paper's tables and figures that the CLI and workflow read).
 

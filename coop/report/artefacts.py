@@ -265,14 +265,14 @@ register(Artefact(
 ))
 register(Artefact(
     name="fig5a_context_length", experiment="context_length", kind="figure",
-    builder="coop.report.paper_figures:plot_context_length", data="coop.report.paper_figures:context_length_data",
+    builder="coop.report.paper_fig5:plot_context_length", data="coop.report.paper_fig5:context_length_data",
     inputs=("runs",), title="Fig. 5a: context length",
     columns=("backbone", "label", "method", "variant", "n_ctx", "class_token_position", "csc", "series", "shots",
              "acc_mean", "acc_std", "n_seeds", "n_datasets"),
 ))
 register(Artefact(
     name="fig5b_backbones", experiment="backbones", kind="figure",
-    builder="coop.report.paper_figures:plot_backbones", data="coop.report.paper_figures:backbone_data",
+    builder="coop.report.paper_fig5:plot_backbones", data="coop.report.paper_fig5:backbone_data",
     inputs=("runs",), title="Fig. 5b: backbones",
     columns=("backbone", "paper_backbone", "label", "method", "variant", "shots", "acc_mean", "acc_std", "n_seeds",
              "n_datasets"),

@@ -11,8 +11,8 @@ import math
 from coop.methods.registry import Method, MethodError, get_method
 
 __all__ = ["DEFAULT_STYLE", "declared", "display_name", "first_learned_context", "first_zero_shot", "is_interpretable",
-           "is_zero_shot", "labels_with_role", "learns_context", "legend_order", "paper_role", "series_style",
-           "show_variant"]
+           "is_zero_shot", "label_display", "labels_with_role", "learns_context", "legend_order", "paper_role",
+           "series_style", "show_variant"]
 
 # The style a method gets when it declares none (the declaration's own default).
 DEFAULT_STYLE = dict(next(f for f in dataclasses.fields(Method) if f.name == "style").default_factory())
@@ -74,6 +74,15 @@ def labels_with_role(labels, role: str) -> list:
 def display_name(method: str) -> str:
     m = declared(method)
     return m.display_name if m is not None else str(method)
+
+
+def label_display(label: str, method: str) -> str:
+    """How a figure names an experiment's run label: the method's display name where the label is just the
+    method's name ("linear_probe" -> "Linear probe CLIP"), else the label (a config key) with its underscores
+    as spaces ("prompt_engineering" -> "prompt engineering", "coop_m16" -> "coop m16")."""
+    if str(label) == str(method):
+        return display_name(method)
+    return str(label).replace("_", " ")
 
 
 def show_variant(method: str) -> bool:

@@ -26,7 +26,8 @@ Long format (the DataFrame each builder returns, written as CSV), one row per ce
 * ours: "mean ± std" over seeds (plain "mean" for a single seed, "" when we have no run);
   ours_mean / ours_std (sample std, ddof=1; 0 for one seed) / n_seeds: the same as numbers;
 * paper: the paper's number (NaN where the paper has no such cell); diff = ours_mean - paper
-  (NaN unless both exist). Numbers are rounded to 2 decimals.
+  (NaN unless both exist and the cell's datasets and backbone are the paper's own, not stand-ins:
+  `paper_names.is_paper_own`). Numbers are rounded to 2 decimals.
 * extras: provenance (method, variant, shots, ...) and table-specific values (Table 5's
   ours_delta / paper_delta vs. the zero-shot row).
 
@@ -36,8 +37,9 @@ with token, distance, paper_token, paper_distance as extras and no diff. Its CSC
 
 Markdown (`paper_markdown`, written by `write_paper_table` beside the CSV) is the wide view: one
 line per row key, and per column the sub-columns "<column> (<paper_column>) ours | paper | diff"
-(plus Table 5's deltas vs. zero-shot); diffs and deltas are signed. A table without a `column`
-column is rendered as it is.
+(plus Table 5's deltas vs. zero-shot); diffs and deltas are signed, and a column without any diff
+has no "diff" sub-column. Under the title, a table drawn from stand-ins says that the paper's
+column is the role the cell plays, not a target. A table without a `column` column is rendered as it is.
 """
 from __future__ import annotations
 

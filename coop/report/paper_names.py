@@ -5,7 +5,10 @@ name), `TABLE1_COLUMNS` (real key -> Table 1's column), `PAPER_BACKBONES` (real 
 paper's backbone name) and the aliases built from them (any spelling of a key or a paper name, compared
 lower case without punctuation). A toy dataset or backbone stands in for a real one through a
 `paper_names` mapping ({"datasets": {ours: real}, "backbones": {ours: real}}, identity where missing;
-taken from exp["paper_names"] when not given). Pure Python: the data checks import it without pandas.
+taken from exp["paper_names"] when not given). A name the mapping leaves as it is, is the paper's own
+(`is_paper_own`): only there is ours a reproduction of the paper's number, and a table prints their difference;
+a stand-in's paper number is the role it plays (`stand_ins`), not a target. Pure Python: the data checks import
+it without pandas.
 """
 from __future__ import annotations
 
@@ -17,7 +20,10 @@ __all__ = [
     "PAPER_BACKBONES",
     "TABLE1_COLUMNS",
     "ANALYSIS_BACKBONE",
+    "FEWSHOT_DATASETS",
     "paper_names_of",
+    "is_paper_own",
+    "stand_ins",
     "real_dataset",
     "real_backbone",
     "paper_dataset",
@@ -60,6 +66,9 @@ PAPER_BACKBONES = {
 }
 # The backbone of the paper's single-backbone analyses (Tables 3 and 5, Fig. 1).
 ANALYSIS_BACKBONE = "RN50"
+# The paper's 11 few-shot datasets (Fig. 3; Table 3 averages over them): every dataset of PAPER_DATASETS but
+# the domain-shift targets of Table 1.
+FEWSHOT_DATASETS = tuple(k for k in PAPER_DATASETS if k not in TABLE1_COLUMNS or k == "imagenet")
 
 
 def _norm(name: str) -> str:
@@ -83,6 +92,22 @@ def paper_names_of(exp: Mapping | None, paper_names: Mapping | None) -> Mapping:
     if paper_names is not None:
         return paper_names
     return (exp or {}).get("paper_names") or {}
+
+
+def is_paper_own(paper_names: Mapping | None, datasets=(), backbones=()) -> bool:
+    """Whether each of our `datasets` and `backbones` is the paper's own, not a stand-in for one: a name that
+    `paper_names` maps to itself (or not at all). A toy dataset mapped to ImageNet is not; "imagenet" is."""
+    return (all(real_dataset(d, paper_names) == str(d) for d in datasets)
+            and all(real_backbone(b, paper_names) == str(b) for b in backbones))
+
+
+def stand_ins(paper_names: Mapping | None, datasets=(), backbones=()) -> list[tuple[str, str]]:
+    """(ours, the paper's name) of each of `datasets` and `backbones` that stands in for one of the paper's,
+    in the order given: e.g. [("toy_shapes", "ImageNet"), ("toy-rn", "RN50")]."""
+    out = [(str(d), paper_dataset(d, paper_names)) for d in datasets if not is_paper_own(paper_names, [d])]
+    out += [(str(b), paper_backbone(b, paper_names)) for b in backbones
+            if not is_paper_own(paper_names, backbones=[b])]
+    return list(dict.fromkeys((ours, name) for ours, name in out if name))
 
 
 def real_dataset(dataset: str, paper_names: Mapping | None = None) -> str:

@@ -4,7 +4,9 @@
 
 Markdown is the wide view of the long format (`coop.report.paper`): one line per row key, and per column the
 sub-columns "<column> (<paper_column>) ours | paper | diff" (plus Table 5's deltas vs. zero-shot); diffs and
-deltas are signed. A table without a `column` column is rendered as it is.
+deltas are signed, and a column's "diff" is left out when none of its cells has one (a stand-in's cells never
+do: `selection.cell`). Under the title, a table drawn from stand-ins says so (`stand_in_note`). A table
+without a `column` column is rendered as it is.
 """
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ import pandas as pd
 
 from coop.io import read_json, write_text
 from coop.report.artefacts import INPUTS, Artefact
+from coop.report.paper_names import paper_names_of, stand_ins
 from coop.report.tables import read_table, to_markdown, write_table
 
-__all__ = ["paper_wide", "paper_markdown", "write_paper_table", "read_inputs", "make_artefact"]
+__all__ = ["paper_wide", "paper_markdown", "stand_in_note", "write_paper_table", "read_inputs", "make_artefact"]
 
 _MD_VALUES = {  # long-format column -> Markdown sub-column name
     "ours": "ours", "paper": "paper", "diff": "diff",
@@ -50,8 +53,8 @@ def paper_wide(df: pd.DataFrame) -> pd.DataFrame:
 
     One row per distinct row key (the columns before "column"), in first-seen order; per value of
     "column" (first-seen order) the sub-columns "<column> (<paper_column>) ours", "... paper",
-    "... diff" (and Table 5's deltas) that the table has. Without a "column" column, `df` is
-    returned as strings.
+    "... diff" (and Table 5's deltas) that the table has; "... diff" only for a column with at least one
+    difference. Without a "column" column, `df` is returned as strings.
     """
     if "column" not in df.columns:
         return pd.DataFrame({c: [_text(v) for v in df[c]] for c in df.columns}, columns=list(df.columns))
@@ -64,13 +67,15 @@ def paper_wide(df: pd.DataFrame) -> pd.DataFrame:
         if col not in groups or (pcol and not groups[col]):
             groups[col] = pcol
     headers = {g: (f"{g} ({p})" if p and p != g else g) for g, p in groups.items()}
-    out_cols = [*keys, *[f"{headers[g]} {_MD_VALUES[v]}" for g in groups for v in values]]
+    diffs = set(df.loc[df["diff"].notna(), "column"].map(_text)) if "diff" in cols else set()
+    shown = {g: [v for v in values if v != "diff" or g in diffs] for g in groups}
+    out_cols = [*keys, *[f"{headers[g]} {_MD_VALUES[v]}" for g in groups for v in shown[g]]]
     lines: dict[tuple, dict[str, str]] = {}
     for rec in df.to_dict("records"):
         k = tuple(_text(rec[c]) for c in keys)
         line = lines.setdefault(k, {c: v for c, v in zip(keys, k)})
         g = _text(rec["column"])
-        for v in values:
+        for v in shown[g]:
             line[f"{headers[g]} {_MD_VALUES[v]}"] = _text(rec[v], signed=v in _SIGNED)
     return pd.DataFrame([[ln.get(c, "") for c in out_cols] for ln in lines.values()], columns=out_cols)
 
@@ -79,8 +84,25 @@ def _escape(text: str) -> str:
     return str(text).replace("|", r"\|").replace("\n", " ")
 
 
-def paper_markdown(df: pd.DataFrame, title: str | None = None) -> str:
-    """A GitHub pipe table of `paper_wide(df)`: keys left-aligned, values right-aligned."""
+def stand_in_note(exp: Mapping) -> str | None:
+    """The line under a table's title when some of the experiment's datasets or backbones stand in for the
+    paper's (`paper_names.stand_ins`; all of the mapping's when the experiment names none), else None."""
+    names = paper_names_of(exp, None)
+    datasets = [*(exp.get("datasets") or []), *(exp.get("targets") or [])]
+    backbones = list(exp.get("backbones") or [])
+    if not datasets and not backbones:
+        datasets, backbones = list(names.get("datasets") or {}), list(names.get("backbones") or {})
+    roles = stand_ins(names, datasets, backbones)
+    if not roles:
+        return None
+    plays = ", ".join(f"{ours} plays {paper}" for ours, paper in roles)
+    return (f"Paper columns: the paper's result for the role our cell plays ({plays}), not a target for it; "
+            "a difference to the paper is given only where the dataset and backbone are the paper's own.")
+
+
+def paper_markdown(df: pd.DataFrame, title: str | None = None, note: str | None = None) -> str:
+    """A GitHub pipe table of `paper_wide(df)`: keys left-aligned, values right-aligned, under the bold
+    `title` and the italic `note` (`stand_in_note`) when given."""
     wide = paper_wide(df)
     cols = list(wide.columns)
     if "column" in df.columns:
@@ -89,6 +111,8 @@ def paper_markdown(df: pd.DataFrame, title: str | None = None) -> str:
     else:
         right = [pd.api.types.is_numeric_dtype(df[c]) for c in cols]
     lines = [] if title is None else [f"**{_escape(title)}**", ""]
+    if note:
+        lines += [f"*{_escape(note)}*", ""]
     lines.append("| " + " | ".join(_escape(c) for c in cols) + " |")
     lines.append("| " + " | ".join("---:" if r else "---" for r in right) + " |")
     for row in wide.itertuples(index=False):
@@ -102,13 +126,14 @@ def write_paper_table(
     md_path: str | os.PathLike | None = None,
     title: str | None = None,
     appendix: Sequence[tuple[str, pd.DataFrame]] = (),
+    note: str | None = None,
 ) -> None:
     """Write a paper table: the long DataFrame as CSV (`tables.write_table`), the wide view as
-    Markdown (`paper_markdown`, with an optional bold `title` line), both atomically. Each non-empty
-    `appendix` table follows in the Markdown as a plain table under its bold heading."""
+    Markdown (`paper_markdown`, with an optional bold `title` line and italic `note`), both atomically.
+    Each non-empty `appendix` table follows in the Markdown as a plain table under its bold heading."""
     write_table(df, csv_path)
     if md_path is not None:
-        text = paper_markdown(df, title)
+        text = paper_markdown(df, title, note)
         for heading, extra in appendix:
             if len(extra):
                 text += f"\n**{_escape(heading)}**\n\n" + to_markdown(extra)
@@ -139,7 +164,7 @@ def make_artefact(artefact: Artefact, paths: Mapping[str, object], exp: Mapping,
     if artefact.kind == "table":
         df = artefact.build(inputs, exp)
         write_paper_table(df, outputs["csv"], outputs.get("md"), title=artefact.title,
-                          appendix=artefact.build_appendix(inputs, exp))
+                          appendix=artefact.build_appendix(inputs, exp), note=stand_in_note(exp))
         return df
     fig = artefact.build(inputs, exp, outputs["png"], outputs.get("pdf"))
     if outputs.get("csv") is not None:

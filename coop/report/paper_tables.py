@@ -1,7 +1,9 @@
 """The paper's tables rebuilt from runs.csv (and transfer.csv): Tables 1, 2, 3 and 5, and Fig. 1 as a table.
 
 Each builder takes the experiment `exp` (`coop.report.selection`) and returns a long DataFrame (the format is
-described in `coop.report.paper`), one row per cell, ours beside the paper's number. Labels come from the
+described in `coop.report.paper`), one row per cell, ours beside the paper's number; the difference only
+where the cell's datasets and backbone are the paper's own (`paper_names.is_paper_own`), never beside a
+stand-in. Labels come from the
 experiment's `runs` mapping; zero-shot-ness is the method's declaration (`coop.report.declarations`). Table 4
 (nearest words) is in `coop.report.paper_table4`; the artefact registry (`coop.report.artefacts`) names them.
 """
@@ -15,6 +17,8 @@ import pandas as pd
 from coop.report.declarations import first_zero_shot, is_zero_shot
 from coop.report.paper_names import (
     ANALYSIS_BACKBONE,
+    FEWSHOT_DATASETS,
+    is_paper_own,
     paper_backbone,
     paper_dataset,
     paper_names_of,
@@ -89,10 +93,11 @@ def table1_domain_generalization(
                         acc = _transfer_acc(tsel, sel, source, dataset, method)
                     pcol = table1_column(dataset, names)
                     pval = paper.get((pb, label), {}).get(pcol, math.nan) if from_imagenet and pcol else math.nan
+                    own = is_paper_own(names, [source, dataset], [backbone])
                     shots = label_shots(exp, method, sel)
                     rows.append({
                         "source": source, "backbone": backbone, "paper_backbone": pb, "label": label,
-                        "column": dataset, "paper_column": pcol, **cell(acc, pval),
+                        "column": dataset, "paper_column": pcol, **cell(acc, pval, own),
                         "role": "source" if dataset == source else "target",
                         "method": method, "variant": variant, "shots": shots,
                     })
@@ -137,7 +142,8 @@ def table2_prompt_ensembling(
                 rows.append({
                     "dataset": dataset, "paper_dataset": pd_name, "label": label,
                     "column": backbone, "paper_column": pb,
-                    **cell(sel.loc[sel["backbone"] == backbone, "accuracy"], pval),
+                    **cell(sel.loc[sel["backbone"] == backbone, "accuracy"], pval,
+                           is_paper_own(names, [dataset], [backbone])),
                     "method": method, "variant": variant,
                     "shots": label_shots(exp, method, sel),
                 })
@@ -154,7 +160,8 @@ def table3_initialization(
     Long format, row key label (the init, e.g. "random", "a photo of a"), column = backbone.
     ours is the mean ± std over seeds of the per-seed average over datasets (seeds lacking a
     dataset are left out); the paper's 11-dataset average (M=4, RN50) appears in the column of the
-    backbone standing for RN50. Extras: n_datasets, paper_context_length, method, variant, shots.
+    backbone standing for RN50; the difference only for an average over the paper's own 11 datasets on its
+    own RN50. Extras: n_datasets, paper_context_length, method, variant, shots.
     """
     names = paper_names_of(exp, paper_names)
     runs = prepare(runs, RUN_KEYS, "runs")
@@ -162,6 +169,8 @@ def table3_initialization(
     paper = {str(r["init"]): (num(r["avg_accuracy_11_datasets"]), num(r["context_length"]))
              for _, r in t.iterrows()}
     datasets = datasets_of(exp, runs)
+    # The paper's number is the average over its 11 datasets: a difference only for an average over them.
+    eleven = is_paper_own(names, datasets) and sorted(datasets) == sorted(FEWSHOT_DATASETS)
     rows = []
     for label, method, variant in experiment_labels(exp):
         sel = filter_label(runs, exp, method, variant)
@@ -172,7 +181,8 @@ def table3_initialization(
                 pval, pctx = math.nan, math.nan
             avg = seed_average(sel[sel["backbone"] == backbone], datasets)
             rows.append({
-                "label": label, "column": backbone, "paper_column": pb, **cell(avg.values(), pval),
+                "label": label, "column": backbone, "paper_column": pb,
+                **cell(avg.values(), pval, eleven and is_paper_own(names, backbones=[backbone])),
                 "n_datasets": len(datasets), "paper_context_length": pctx,
                 "method": method, "variant": variant,
                 "shots": label_shots(exp, method, sel),
@@ -213,7 +223,8 @@ def table5_finetuning(
                 pval, pdelta = paper.get(label, (math.nan, math.nan)) if is_paper else (math.nan, math.nan)
                 cells[label] = {
                     "backbone": backbone, "paper_backbone": pb, "label": label,
-                    "column": dataset, "paper_column": pcol, **cell(sel["accuracy"], pval),
+                    "column": dataset, "paper_column": pcol,
+                    **cell(sel["accuracy"], pval, is_paper_own(names, [dataset], [backbone])),
                     "paper_delta": pdelta, "method": method, "variant": variant,
                     "shots": label_shots(exp, method, sel),
                 }
@@ -263,7 +274,8 @@ def fig1_prompt_engineering(
                 rows.append({
                     "backbone": backbone, "paper_backbone": pb, "label": label,
                     "column": dataset, "paper_column": pname,
-                    **cell(sel.loc[sel["dataset"] == dataset, "accuracy"], pval),
+                    **cell(sel.loc[sel["dataset"] == dataset, "accuracy"], pval,
+                           is_paper_own(names, [dataset], [backbone])),
                     "method": method, "variant": variant,
                     "shots": label_shots(exp, method, sel),
                 })

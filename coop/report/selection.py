@@ -5,7 +5,8 @@
   method (declared not few-shot, `coop.report.declarations`) is taken at shots 0 / seed 0 whatever the
   experiment's shots, every other method at the experiment's largest shot count and its seeds;
 * statistics: `seed_average` (per seed, the mean over datasets), `mean_std` (sample std, ddof=1; 0 for one
-  seed) and `cell` / `long_frame`, the value columns of the long format (`coop.report.paper`).
+  seed) and `cell` / `long_frame`, the value columns of the long format (`coop.report.paper`); `cell` is
+  where the difference to the paper is computed, for the paper's own datasets and backbones only.
 
 `exp` is one experiment of the config: {"datasets", "backbones", "shots", "seeds", "runs" (label ->
 "method/variant"), "targets" (Table 1 only), "paper_names"}.
@@ -196,14 +197,16 @@ def r2(x: float) -> float:
     return round(x, 2) if not math.isnan(x) else math.nan
 
 
-def cell(values: Iterable[float], paper: float = math.nan) -> dict:
-    """The value columns of one cell: our mean ± std over `values` (seeds) beside the paper's number."""
+def cell(values: Iterable[float], paper: float = math.nan, own: bool = False) -> dict:
+    """The value columns of one cell: our mean ± std over `values` (seeds) beside the paper's number. The
+    difference is computed only for a cell that is the paper's `own` (its datasets and backbone are the
+    paper's, `paper_names.is_paper_own`): beside a stand-in, the paper's number is a role, not a target."""
     mean, std, n = mean_std(values)
     paper = num(paper)
     return {
         "ours": _ours_text(mean, std, n),
         "paper": paper,
-        "diff": r2(mean - paper) if n and not math.isnan(paper) else math.nan,
+        "diff": r2(mean - paper) if own and n and not math.isnan(paper) else math.nan,
         "ours_mean": r2(mean),
         "ours_std": r2(std),
         "n_seeds": n,
