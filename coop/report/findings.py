@@ -232,7 +232,8 @@ def findings_markdown(findings: pd.DataFrame, numbers: pd.DataFrame) -> str:
     else:
         ok = int(numbers.within_tolerance.sum())
         lines += [f"{ok} of {len(numbers)} within {TOLERANCE:g} points (or twice our std over seeds).", "",
-                  "| table | row | column | ours | paper | diff | within |", "| --- | --- | --- | ---: | ---: | ---: | --- |"]
+                  "| table | row | column | ours | paper | diff | within |",
+                  "| --- | --- | --- | ---: | ---: | ---: | --- |"]
         for _, r in numbers.iterrows():
             ours = Stat((r.ours_mean,)).text() + (f" ± {r.ours_std:.1f}" if r.n_seeds > 1 else "")
             lines.append(f"| {r.table} | {_cell(r.row)} | {_cell(r.column)} | {ours} | {r.paper:.2f} | "

@@ -17,6 +17,40 @@ from coop.report.declarations import first_zero_shot, labels_with_role, learns_c
 from coop.report.findings import Evidence, Finding, Outcome, Stat, beats, need, register_finding
 from coop.report.paper_names import paper_backbone
 
+# -- the paper's numbers quoted as evidence, read from the packaged paper CSVs (coop/report/paper/)
+
+
+def _paper(table: str, row: str, column: str, key: str = "method") -> float:
+    from coop.report.selection import load_paper_table
+
+    t = load_paper_table(table)
+    return float(t.loc[t[key] == row, column].iloc[0])
+
+
+def _t5(row: str) -> float:
+    return _paper("table5_finetuning_methods", row, "imagenet_16shot_rn50")
+
+
+def _t2_gain(better: str, worse: str) -> str:
+    gains = [_paper("table2_prompt_ensembling", better, b) - _paper("table2_prompt_ensembling", worse, b)
+             for b in ("RN50", "RN101", "ViT-B/32", "ViT-B/16")]
+    return f"{min(gains):+.1f} to {max(gains):+.1f} on ImageNet over four backbones"
+
+
+def _t1_m4_vs_m16() -> str:
+    targets = ("imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+    m4 = [_paper("table1_domain_generalization", "coop_m4", t) for t in targets]  # the first rows: RN50
+    m16 = [_paper("table1_domain_generalization", "coop_m16", t) for t in targets]
+    return "RN50, M=4 vs M=16 on the four ImageNet variants: " + ", ".join(f"{a:.2f} vs {b:.2f}" for a, b in
+                                                                             zip(m4, m16))
+
+
+def _t3() -> str:
+    words = _paper("table3_initialization", "a photo of a", "avg_accuracy_11_datasets", key="init")
+    rand = _paper("table3_initialization", "random", "avg_accuracy_11_datasets", key="init")
+    return f"{words:.2f} vs {rand:.2f} on average over 11 datasets (M=4)"
+
+
 # -- the parts labels play
 
 
@@ -289,13 +323,13 @@ def _longer_context(ev: Evidence, exp: Mapping) -> Outcome:
 
 for _f in [
     Finding("zero_shot_above_chance", "Fig. 3", "Zero-shot CLIP is far above chance on every dataset",
-            "e.g. ImageNet 58.2 (RN50) with 1,000 classes", "fewshot", _above_chance),
+            f"e.g. ImageNet {_t5('zeroshot')} (RN50) with 1,000 classes", "fewshot", _above_chance),
     Finding("coop_gain_16_shots", "abstract, Fig. 3", "CoOp at 16 shots beats the hand-crafted prompt by more "
             "than 5 points on average", "about +15 on average over 11 datasets", "fewshot", _gain_at(_top, 5.0)),
     Finding("coop_from_two_shots", "abstract, Fig. 3", "CoOp beats the hand-crafted prompt on average from 2 shots",
             "\"with as few as one or two shots\"", "fewshot", _gain_at(lambda exp: 2, 0.0)),
     Finding("coop_most_datasets_16", "Fig. 3", "At 16 shots CoOp beats zero-shot on all datasets but at most one",
-            "on 10 of 11 (not Food101); ImageNet +4.8", "fewshot", _most_datasets),
+            f"on 10 of 11 (not Food101); ImageNet {_t5('coop') - _t5('zeroshot'):+.1f}", "fewshot", _most_datasets),
     Finding("probe_needs_shots", "Fig. 3", "The linear probe at 1 shot is below zero-shot on average",
             "it needs about 4 or more shots to match zero-shot", "fewshot", _probe_needs_shots),
     Finding("probe_catches_up_16", "Fig. 3", "The linear probe at 16 shots beats zero-shot on average",
@@ -305,7 +339,8 @@ for _f in [
     Finding("csc_below_unified_few_shots", "Fig. 3", "A class-specific context is below the unified one at few shots",
             "unified better at 1-4 shots; CSC catches up at 16 on fine-grained datasets", "fewshot", _csc_by_shots),
     Finding("gain_where_prompt_misses", "Fig. 4", "CoOp gains most where the hand-crafted prompt does worst",
-            "EuroSAT +45, DTD +20 vs ImageNet +4.8, Food101 below", "fewshot", _gain_follows_prompt),
+            f"EuroSAT about +45, DTD +20 vs ImageNet {_t5('coop') - _t5('zeroshot'):+.1f}, Food101 below", "fewshot",
+            _gain_follows_prompt),
     Finding("longer_context_better", "Fig. 5a", "A longer context is better in domain", "M=16 above M=4 on average",
             "context_length", _longer_context),
     Finding("backbone_order", "Fig. 5b", "Stronger backbones are better for every method, ViT-B/16 the best",
@@ -313,20 +348,21 @@ for _f in [
     Finding("coop_gain_every_backbone", "Fig. 5b", "CoOp beats zero-shot on every backbone",
             "on all four backbones", "backbones", _pairwise(_coop, _zero_shot, "CoOp vs zero-shot")),
     Finding("short_context_robust", "Table 1", "A shorter context generalises better to shifted domains",
-            "M=4 above M=16 on all four ImageNet variants (RN50)", "domain_shift", _short_context_robust),
+            _t1_m4_vs_m16(), "domain_shift", _short_context_robust),
     Finding("coop_robust_vs_probe", "Table 1", "CoOp keeps more of its gain under shift than the linear probe",
             "both contexts above the probe on every variant", "domain_shift", _coop_robust_vs_probe),
     Finding("ensembling_beats_prompt", "Table 2", "Prompt ensembling beats the single hand-crafted prompt",
-            "+1.3 to +2.2 on ImageNet", "ensembling",
+            _t2_gain("prompt_ensembling", "prompt_engineering"), "ensembling",
             _pairwise(lambda ev, exp: _role(ev, exp, "prompt_ensemble"), _zero_shot, "ensemble vs prompt")),
-    Finding("coop_beats_ensembling", "Table 2", "CoOp beats prompt ensembling", "+2.5 to +3.2 on ImageNet",
+    Finding("coop_beats_ensembling", "Table 2", "CoOp beats prompt ensembling", _t2_gain("coop", "prompt_ensembling"),
             "ensembling", _pairwise(_coop, lambda ev, exp: _role(ev, exp, "prompt_ensemble"), "CoOp vs ensemble")),
     Finding("word_init_no_better", "Table 3", "Word initialisation is no better than random (within 1 point)",
-            "72.65 vs 72.65 on average", "initialization", _init_no_better),
+            _t3(), "initialization", _init_no_better),
     Finding("finetune_image_below_zero_shot", "Table 5", "Fine-tuning the image encoder falls below zero-shot",
-            "18.28 vs 58.18 (-39.9)", "finetuning",
+            f"{_t5('finetune_image_encoder')} vs {_t5('zeroshot')} on ImageNet, RN50, 16 shots", "finetuning",
             _pairwise(_zero_shot, lambda ev, exp: _role(ev, exp, "image_finetune"), "zero-shot vs fine-tuning")),
     Finding("coop_best_of_table5", "Table 5", "CoOp beats every other way to adapt CLIP of Table 5",
-            "62.95, then text bias 60.93, text transform 58.86", "finetuning", _coop_best),
+            f"{_t5('coop')}, then text bias {_t5('text_bias')}, text transform {_t5('text_transform_layer')}",
+            "finetuning", _coop_best),
 ]:
     register_finding(_f)
