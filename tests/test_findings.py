@@ -70,3 +70,24 @@ def test_coop_beats_zero_shot_on_average_from_two_shots_and_by_over_5_points_at_
 def test_the_linear_probe_needs_more_than_one_shot(fig3):
     zs = _average(fig3, "zeroshot", 0)
     assert _average(fig3, "linear_probe", 1) < zs, (_average(fig3, "linear_probe", 1), zs)
+
+
+@pytest.mark.e2e
+@pytest.mark.findings
+def test_the_runs_findings_report_agrees_with_its_tables(default_run, fig3):
+    """results/tables/findings.csv, written by the run itself, says the findings asserted above hold, with the
+    averages this file computes from fewshot.csv (to the report's one decimal, fewshot.csv being rounded)."""
+    import re
+
+    report = pd.read_csv(default_run / "results/tables/findings.csv", keep_default_na=False).set_index("finding")
+    assert (default_run / "results/tables/findings.md").read_text().count("\n| ") >= len(report)
+    for name in ("zero_shot_above_chance", "coop_gain_16_shots", "coop_from_two_shots", "probe_needs_shots"):
+        assert report.loc[name, "verdict"] == "holds", (name, report.loc[name].to_dict())
+    zs, top = _average(fig3, "zeroshot", 0), max(fig3["coop"])
+    for name, ours in (("coop_gain_16_shots", _average(fig3, "coop", top)),
+                       ("coop_from_two_shots", _average(fig3, "coop", 2))):
+        stated = re.search(r"shots (\d+\.\d)(?: ± \d+\.\d)? vs (\d+\.\d) ", report.loc[name, "ours"])
+        assert float(stated[1]) == pytest.approx(ours, abs=0.06) and float(stated[2]) == pytest.approx(zs, abs=0.06)
+    for dataset, acc in fig3["zeroshot"][0].items():
+        assert f"{dataset} {acc:.1f} (chance {100 / CLASSES[dataset]:.1f})" in report.loc["zero_shot_above_chance",
+                                                                                           "ours"]
