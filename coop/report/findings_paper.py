@@ -92,6 +92,12 @@ def _each_backbone(exp: Mapping, check) -> Outcome:
     return Outcome("holds" if holds else "does not hold", text, "within the seeds' spread" if close else "")
 
 
+def _every(results) -> tuple[bool, bool]:
+    """(every comparison holds, some comparison is within the seeds' spread) of `beats` results."""
+    results = list(results)
+    return all(h for h, _ in results), any(c for _, c in results)
+
+
 def _vs(a: Stat, b: Stat) -> str:
     return f"{a.text()} vs {b.text()} ({a.mean - b.mean:+.1f})"
 
@@ -170,12 +176,10 @@ def _coop_above_probe(ev: Evidence, exp: Mapping) -> Outcome:
     coop, lp = _coop(ev, exp), _role(ev, exp, "linear_probe")
 
     def check(backbone):
-        parts, ok, close = [], True, False
-        for s in sorted(int(s) for s in exp["shots"]):
-            a, b = _avg(ev, exp, coop, backbone, s), _avg(ev, exp, lp, backbone, s)
-            h, c = beats(a, b)
-            ok, close = ok and h, close or c
-            parts.append(f"{s}: {a.mean - b.mean:+.1f}")
+        shots = sorted(int(s) for s in exp["shots"])
+        pairs = [(_avg(ev, exp, coop, backbone, s), _avg(ev, exp, lp, backbone, s)) for s in shots]
+        ok, close = _every(beats(a, b) for a, b in pairs)
+        parts = [f"{s}: {a.mean - b.mean:+.1f}" for s, (a, b) in zip(shots, pairs)]
         return ok, f"{coop} minus {lp} by shots: " + ", ".join(parts), close
     return _each_backbone(exp, check)
 
@@ -246,13 +250,11 @@ def _pairwise(first, second, what: str, margin: float = 0.0):
         a_label, b_label, top = first(ev, exp), second(ev, exp), _top(exp)
 
         def check(backbone):
-            parts, ok, close = [], True, False
-            for d in exp["datasets"]:
-                a = need(ev.cell(exp, a_label, d, backbone, top), f"{a_label} lacks {d}")
-                b = need(ev.cell(exp, b_label, d, backbone, top), f"{b_label} lacks {d}")
-                h, c = beats(a, b, margin)
-                ok, close = ok and h, close or c
-                parts.append((f"{d}: " if len(exp["datasets"]) > 1 else "") + f"{a_label} {_vs(a, b)}")
+            pairs = [(need(ev.cell(exp, a_label, d, backbone, top), f"{a_label} lacks {d}"),
+                      need(ev.cell(exp, b_label, d, backbone, top), f"{b_label} lacks {d}")) for d in exp["datasets"]]
+            ok, close = _every(beats(a, b, margin) for a, b in pairs)
+            parts = [(f"{d}: " if len(pairs) > 1 else "") + f"{a_label} {_vs(a, b)}"
+                     for d, (a, b) in zip(exp["datasets"], pairs)]
             return ok, "; ".join(parts), close
         return _each_backbone(exp, check)
     check_fn.__doc__ = what
@@ -277,15 +279,13 @@ def _coop_best(ev: Evidence, exp: Mapping) -> Outcome:
     others = [lb for lb, _ in ev.labels(exp) if lb != coop]
 
     def check(backbone):
-        ok, parts, close = True, [], False
-        for d in exp["datasets"]:
-            a = need(ev.cell(exp, coop, d, backbone, top), f"{coop} lacks {d}")
-            for lb in others:
-                b = need(ev.cell(exp, lb, d, backbone, top), f"{lb} lacks {d}")
-                h, c = beats(a, b)
-                ok, close = ok and h, close or c
-                parts.append(f"{lb} {b.text()}")
-        return ok, f"{coop} {a.text()}; " + ", ".join(parts), close
+        per = [(d, need(ev.cell(exp, coop, d, backbone, top), f"{coop} lacks {d}"),
+                [(lb, need(ev.cell(exp, lb, d, backbone, top), f"{lb} lacks {d}")) for lb in others])
+               for d in exp["datasets"]]
+        ok, close = _every(beats(a, b) for _, a, rest in per for _, b in rest)
+        text = "; ".join((f"{d}: " if len(per) > 1 else "") + f"{coop} {a.text()} vs "
+                         + ", ".join(f"{lb} {b.text()}" for lb, b in rest) for d, a, rest in per)
+        return ok, text, close
     return _each_backbone(exp, check)
 
 
