@@ -98,7 +98,7 @@ def test_c_search_counts_its_fits(monkeypatch):
     lines = progress_lines(logs, "linear probe C search")
     assert [int(m["done"]) for m in lines] == list(range(1, total + 1))
     assert {m["unit"] for m in lines} == {"fits"} and lines[0]["extra"].startswith(f"C = {C_GRID[0]:.3g}: val acc")
-    assert lines[-1]["extra"].startswith(f"best C = {c:.3g}")
+    assert lines[-1]["extra"].startswith(f"C = {c:.3g} (last step): val acc")
     assert search_c(x, y, x, y, steps=2) == (c, tried)  # without a log: silent and the same choice
 
 
