@@ -21,19 +21,6 @@ def _add_backbone(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
 
 
-def cmd_run(a: argparse.Namespace) -> None:
-    from coop.config import parse_sets
-    from coop.experiment import run_seeds
-    from coop.models.names import canonical_pretrained
-
-    run_seeds(
-        a.seed, dataset=a.dataset, method=a.method, shots=a.shots, backbone=a.backbone, model=a.model,
-        pretrained=canonical_pretrained(a.pretrained, a.model or a.backbone), variant=a.variant,
-        params=parse_sets(a.set), data_root=a.data_root,
-        cache_dir=a.cache_dir, device=a.device, init_seed=a.init_seed, out=a.out, fuse=not a.sequential,
-    )
-
-
 def cmd_pretrain(a: argparse.Namespace) -> None:
     from coop.pretrain import FINGERPRINT_STEP, PretrainConfig, check_fingerprint, pretrain, save_pretrained
 
@@ -216,22 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "README, 'Extending')")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="one run: dataset x backbone x method x shots x seed -> metrics.json")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--method", required=True)
-    p.add_argument("--shots", type=int, default=0)
-    p.add_argument("--seed", type=int, nargs="+", default=[0],
-                   help="one or more seeds, trained together in this process (CoOp: fused, one text-encoder "
-                        "pass for all seeds per step) or one after another")
-    p.add_argument("--sequential", action="store_true",
-                   help="train the seeds one after another, each alone, even where they could be fused")
-    p.add_argument("--variant", default="default", help="name of this parameter set (recorded)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method parameter")
-    p.add_argument("--data-root", default="data")
-    p.add_argument("--cache-dir", default=RESULTS, help="where manifests and feature caches live")
-    p.add_argument("--out", required=True, help="output folder for metrics.json ({seed} is replaced by the seed)")
-    _add_backbone(p)
-    p.set_defaults(func=cmd_run)
+    from coop.cli_run import add_subcommand as add_run
+
+    add_run(sub, _add_backbone)  # `coop run`: coop/cli_run.py
 
     from coop.cli_data import add_subcommand as add_data
 

@@ -23,7 +23,7 @@ from coop.methods.base import RunContext
 from coop.defaults import CROP_MIN
 from coop.store import (checkpoint_path, feature_keys, features_path, manifest_path, matching,  # noqa: F401
                         views_path)
-from coop.methods.registry import MethodError, get_method
+from coop.methods.registry import MethodError, get_method, variant_groups
 from coop import protocol
 from coop.provenance import default_device, device_name, git_commit, peak_memory_mb, versions
 
@@ -321,3 +321,46 @@ def run_seeds(seeds: list[int], out: str, fuse: bool = True, **kw: Any) -> list[
     for o in outs:
         checkpoint_path(o).unlink(missing_ok=True)
     return records
+
+
+def run_variants(variants: dict[str, dict[str, Any]], seeds: list[int], out: str, **kw: Any) -> list[dict[str, Any]]:
+    """Several variants (name -> parameters) of one method on one cell, every seed of each, trained together in
+    this process by the method's `train_variants` (CLIP, the split and the test features loaded once; CoOp: the
+    text-encoder passes of every variant and seed in one step), each ending where it would alone. `out` holds
+    "{variant}" and "{seed}". Timing as `run_seeds` fused: `job_seconds` the whole call, `wall_seconds` a run's
+    preparation, its equal share of the joint training and its own finishing."""
+    method = get_method(kw["method"])
+    if method.train_variants is None:
+        raise MethodError(f"{kw['method']} cannot train several variants in one job (it declares no "
+                          "train_variants): run each variant on its own (--variant NAME --set ...).")
+    missing = [f for f in ("{variant}", "{seed}") if f not in out]
+    if missing:
+        raise MethodError(f"--out must contain {' and '.join(missing)} when several variants run together, "
+                          f"got {out!r}")
+    if len(set(seeds)) != len(seeds):
+        raise MethodError(f"--seed lists a seed twice ({seeds}); give each seed once.")
+    groups = variant_groups(kw["method"], variants)
+    if len(groups) > 1:
+        raise MethodError(f"{kw['method']} variants {' | '.join(', '.join(g) for g in groups)} cannot train in one "
+                          "job: their schedule or optimiser settings differ. Run each group in a job of its own.")
+    job_start = time.time()
+    state: dict[str, Any] = {}
+    runs = {v: [_prepare(seed=s, out=out.replace("{variant}", v).replace("{seed}", str(s)), state=state,
+                         variant=v, params=p, **kw) for s in seeds] for v, p in variants.items()}
+    train_start = time.time()
+    results = method.train_variants([(rs[0].cfg, [r.ctx for r in rs]) for rs in runs.values()])
+    train_share = (time.time() - train_start) / sum(len(rs) for rs in runs.values())
+    done = []
+    for rs, ress in zip(runs.values(), results):
+        for r, res in zip(rs, ress):
+            res.info["fused_seeds"], res.info["fused_variants"] = list(seeds), list(variants)
+            finish_start = time.time()
+            record = _finish(r, res, keep_checkpoint=True, write=False)
+            record["wall_seconds"] = round(r.prepare_seconds + train_share + time.time() - finish_start, 3)
+            done.append((r, record))
+    job_seconds = round(time.time() - job_start, 3)
+    for r, record in done:
+        _write_record(r, record, keep_checkpoint=True, job_seconds=job_seconds)
+    for r, _ in done:  # only now (see run_seeds)
+        checkpoint_path(r.out).unlink(missing_ok=True)
+    return [record for _, record in done]

@@ -128,3 +128,88 @@ def test_coop_run_fuses_seeds_and_matches_sequential_runs(toy_root, tmp_path, on
         assert json.loads((tmp_path / f"f/seed{seed}/metrics.json").read_text())["seed"] == seed
         assert not (tmp_path / f"f/seed{seed}/checkpoint.pt").exists()
     assert fused[0]["loss_history"] != fused[1]["loss_history"]
+
+
+# Fused variants (coop.methods.coop.train_variants): learners of several variants x seeds over one text encoder,
+# one pass per shared-prefix length; each must end where its variant's seed trained alone (fit, one learner).
+VARIANTS = [{}, {"csc": True}, {"position": "middle"}, {"position": "front", "csc": True},
+            {"init": "a photo of a"}, {"position": "middle", "n_ctx": 8}]
+
+
+def test_each_fused_variant_equals_the_variant_alone(clip, one_thread):
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.01)
+    units = [(kw, s) for kw in VARIANTS for s in (1, 3)]
+    learners = []
+    for kw, s in units:
+        kw = {"n_ctx": 4, **kw}
+        torch.manual_seed(s)
+        learners.append(PromptLearner(clip.model, clip.tokenizer, NAMES, **kw))
+    fused = FusedCoOp(clip.model, learners)
+    runs = [SeedTraining([lr.ctx], _views(s, cfg.epochs), torch.Generator().manual_seed(s), None, None)
+            for (_, s), lr in zip(units, learners)]
+    hists = fit_seeds(fused.losses, runs, cfg)
+    # three passes per step: prefix 1 (CSC, front), 5 (end, init, middle with 8), 3 (middle with 4)
+    assert sorted({lr.shared_prefix for lr in learners}) == [1, 3, 5]
+    for (kw, s), hist, lr in zip(units, hists, learners):
+        kw = {"n_ctx": 4, **kw}
+        n_ctx = kw.pop("n_ctx")
+        ref_hist, ref_ctx = _alone_ctx(clip, s, cfg, n_ctx, **kw)
+        _close(hist, ref_hist)
+        _close(lr.ctx.detach(), ref_ctx)
+
+
+def _alone_ctx(clip, seed, cfg, n_ctx, **kw):
+    torch.manual_seed(seed)
+    learner = PromptLearner(clip.model, clip.tokenizer, NAMES, n_ctx=n_ctx, **kw)
+    clf = CoOpClassifier(clip.model, learner, visual=nn.Identity()).train()
+    hist = fit(clf, [learner.ctx], _views(seed, cfg.epochs), cfg, generator=torch.Generator().manual_seed(seed),
+               log=None)
+    return hist, learner.ctx.detach().clone()
+
+
+CELL_VARIANTS = {"end": {"n_ctx": 4, "epochs": 3}, "csc": {"n_ctx": 4, "csc": True, "epochs": 3},
+                 "middle": {"n_ctx": 4, "class_token_position": "middle", "epochs": 3},
+                 "photo": {"init": "a photo of a", "epochs": 3, "crop_min": 0.5}}
+
+
+def test_coop_run_fuses_variants_and_matches_separate_runs(toy_root, tmp_path, one_thread):
+    """`coop run --variants` (one job) writes, per variant and seed, what a job of that variant alone writes."""
+    from safetensors.torch import load_file
+
+    from coop.experiment import run_seeds, run_variants
+
+    kw = dict(dataset="toy_shapes", method="coop", shots=2, backbone="toy-rn", data_root=toy_root,
+              log=lambda s: None)
+    fused = run_variants(CELL_VARIANTS, [1, 2], str(tmp_path / "f/{variant}/seed{seed}"), cache_dir=tmp_path / "c1",
+                         **kw)
+    assert [(r["variant"], r["seed"]) for r in fused] == [(v, s) for v in CELL_VARIANTS for s in (1, 2)]
+    for v, params in CELL_VARIANTS.items():
+        alone = run_seeds([1, 2], str(tmp_path / f"s/{v}/seed{{seed}}"), cache_dir=tmp_path / "c2", variant=v,
+                          params=params, **kw)
+        for f, a in zip([r for r in fused if r["variant"] == v], alone):
+            assert f["fused_variants"] == list(CELL_VARIANTS) and f["fused_seeds"] == [1, 2]
+            assert f["params"] == a["params"] and f["manifest_hash"] == a["manifest_hash"]
+            assert (f["accuracy"], f["macro_f1"]) == (a["accuracy"], a["macro_f1"])
+            _close(f["loss_history"], a["loss_history"])
+            ctx_f, ctx_a = (load_file(str(tmp_path / f"{d}/{v}/seed{f['seed']}/prompt.safetensors"))["ctx"]
+                            for d in "fs")
+            _close(ctx_f, ctx_a)
+            assert not (tmp_path / f"f/{v}/seed{f['seed']}/checkpoint.pt").exists()
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize("method,variants,out,message", [
+    ("coop", {"a": {"lr": 0.002}, "b": {"lr": 0.01}}, "{variant}/seed{seed}", "a | b cannot train in one job"),
+    ("coop", {"a": {}, "b": {"csc": True}}, "seed{seed}", "--out must contain {variant}"),
+    ("linear_probe", {"a": {}, "b": {}}, "{variant}/seed{seed}", "declares no train_variants"),
+    ("coop", {"a": {"n_ctx": 0}}, "{variant}/seed{seed}", "n_ctx must be >= 1"),
+])
+def test_variants_that_cannot_train_together_are_refused_before_clip_loads(toy_root, tmp_path, method, variants,
+                                                                          out, message):
+    from coop.experiment import run_variants
+    from coop.methods.registry import MethodError
+
+    with pytest.raises(MethodError, match=message.replace("|", r"\|")):
+        run_variants(variants, [1], str(tmp_path / out), dataset="toy_shapes", method=method, shots=1,
+                     backbone="toy-rn", data_root=toy_root, cache_dir=tmp_path / "c", log=lambda s: None)
+    assert not (tmp_path / "c").exists()  # nothing read or written: refused at once

@@ -62,33 +62,55 @@ def _result(ctx: RunContext, learner, text, epochs: int, history: list[float]) -
 
 
 def train(ctxs: list[RunContext], cfg: CoOpConfig) -> list[MethodResult]:
-    """The seeds of one cell trained together (`FusedCoOp`, `coop.train.fit_seeds`; one seed is a list of one):
-    each seed has its own few-shot subset, view cache (the image encoder is not run per step), batch order,
-    initialisation (torch.manual_seed(seed) before building its prompt) and checkpoint, and ends where it would
-    end alone. Evaluated on the cached test features."""
+    """The seeds of one cell trained together (`train_variants` with one variant; one seed is a list of one)."""
+    return train_variants([(cfg, ctxs)])[0]
+
+
+def variant_key(cfg: CoOpConfig) -> tuple:
+    """What variants trained in one job share: the schedule, batch, optimiser, precision and text path (one
+    `fit_seeds` loop and one text encoder). Context length, CSC, class position, initialisation and crop may
+    differ: each learner has its own context and views."""
+    return (cfg.epochs, cfg.epoch_scale, cfg.batch_size, cfg.lr, cfg.precision, cfg.cut_text, cfg.share_prefix,
+            cfg.num_workers)
+
+
+def train_variants(runs: list[tuple[CoOpConfig, list[RunContext]]]) -> list[list[MethodResult]]:
+    """Every (variant, seed) of a cell trained together (`FusedCoOp`, `coop.train.fit_seeds`): each has its own
+    few-shot subset, view cache (the image encoder is not run per step), batch order, initialisation
+    (torch.manual_seed(seed) before building its prompt) and checkpoint, and ends where it would end alone;
+    each step's text-encoder passes cover every learner at once. Evaluated on the cached test features."""
     import torch
 
     from coop.models.prompt import FusedCoOp
     from coop.train import SeedTraining, fit_seeds
     from coop.views import ViewData
 
-    model = ctxs[0].clip.model
+    cfg0, ctxs0 = runs[0]
+    if len({variant_key(cfg) for cfg, _ in runs}) > 1:
+        raise MethodError("these CoOp variants cannot train in one job: they differ in epochs, batch_size, lr, "
+                          "precision, cut_text, share_prefix or num_workers. Train them in separate jobs.")
+    units = [(cfg, c) for cfg, ctxs in runs for c in ctxs]
     learners = []
-    for c in ctxs:
+    for cfg, c in units:
         torch.manual_seed(c.seed)
         learners.append(_learner(c, cfg).to(c.device))
-    fused = FusedCoOp(model, learners, cfg.cut_text, cfg.share_prefix).to(ctxs[0].device)
-    if cfg.precision == "fp16":
+    fused = FusedCoOp(ctxs0[0].clip.model, learners, cfg0.cut_text, cfg0.share_prefix).to(ctxs0[0].device)
+    if cfg0.precision == "fp16":
         fused.half()
-    train_cfg = _train_config(ctxs[0], cfg)
-    seeds = [SeedTraining([lr.ctx], ViewData(c.train_views(train_cfg.epochs, cfg.crop_min),
-                                             [it.label for it in c.items("train")]),
+    train_cfg = _train_config(ctxs0[0], cfg0)
+    views: dict[tuple, object] = {}  # a seed's views, read once for the variants of the same crop
+    for cfg, c in units:
+        if (c.seed, cfg.crop_min) not in views:
+            views[c.seed, cfg.crop_min] = c.train_views(train_cfg.epochs, cfg.crop_min)
+    seeds = [SeedTraining([lr.ctx], ViewData(views[c.seed, cfg.crop_min], [it.label for it in c.items("train")]),
                           torch.Generator().manual_seed(c.seed), c.checkpointing(lr), c.log)
-             for c, lr in zip(ctxs, learners)]
-    histories = fit_seeds(fused.losses, seeds, train_cfg, ctxs[0].device)
+             for (cfg, c), lr in zip(units, learners)]
+    histories = fit_seeds(fused.losses, seeds, train_cfg, ctxs0[0].device)
     with torch.no_grad():
-        texts = fused.text_features(list(range(len(ctxs))))
-    return [_result(c, lr, t, train_cfg.epochs, h) for c, lr, t, h in zip(ctxs, learners, texts, histories)]
+        texts = fused.text_features(list(range(len(units))))
+    results = iter([_result(c, lr, t, train_cfg.epochs, h)
+                    for (_, c), lr, t, h in zip(units, learners, texts, histories)])
+    return [[next(results) for _ in ctxs] for _, ctxs in runs]
 
 
 def _learner(ctx: RunContext, cfg: CoOpConfig):
@@ -121,6 +143,7 @@ METHOD = register(Method(
     description="context optimisation: learned prompt vectors, CLIP frozen",
     display_name="CoOp", style={"marker": "o", "linestyle": "-", "markersize": 5}, order=2, show_variant=True,
     classifier=classifier, classifier_file="prompt.safetensors", classifier_keys=("ctx",), interpretable=True,
+    train_variants=train_variants, variant_key=variant_key,
     # 16 shots: 138 min per seed, generous for ImageNet's 16,000 images x 50 epochs on one GPU.
     cost=Cost(step="text_encoder"),
 ))

@@ -103,6 +103,11 @@ class Method:
     interpretable: bool = False     # classifier_file holds "ctx", learned token embeddings (nearest words, Table 4)
     paper_role: str | None = None   # the baseline of the paper's findings it is (one of PAPER_ROLES), else None
     cost: Cost = Cost()
+    # Variants of one cell trained in one job (fuse_variants): train_variants([(cfg, ctxs), ...]) returns each
+    # variant's results, each ending where it would alone; variant_key(cfg) is what such variants must share
+    # (None for both: one job per variant).
+    train_variants: Callable[..., list] | None = None
+    variant_key: Callable[[Any], Any] | None = None
     plugin: str | None = None       # the plugin that registered it (None: built in); set by load_plugins
 
     @property
@@ -131,7 +136,11 @@ def _check(m: Method) -> None:
         m.config()
     except TypeError as e:
         raise bad(f"has parameters without defaults ({e})", "Give every field of its config dataclass a default.")
-    for attr in ("train",) + (("classifier",) if m.classifier is not None else ()):
+    if (m.train_variants is None) != (m.variant_key is None):
+        raise bad("declares only one of train_variants and variant_key", "Declare both (variants of a cell "
+                  "trained together) or neither.")
+    for attr in ("train",) + tuple(a for a in ("classifier", "train_variants", "variant_key")
+                                   if getattr(m, a) is not None):
         if not callable(getattr(m, attr)):
             raise bad(f"declares a {attr} that is not callable", f"Pass {attr}=a function.")
     for attr in ("description", "display_name"):
@@ -238,6 +247,21 @@ def load_plugins(plugins: list[str] | tuple[str, ...]) -> list[Method]:
         _LOADED.add(plugin)
         added += new
     return added
+
+
+def variant_groups(name: str, variants: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """The variants (name -> parameters) of method `name` that one job can train together, in groups in the
+    given order: those whose configs give the same `variant_key`; every variant alone when the method does
+    not declare one."""
+    from coop.config import build_config
+
+    m = get_method(name)
+    if m.variant_key is None:
+        return [[v] for v in variants]
+    groups: dict[Any, list[str]] = {}
+    for v, params in variants.items():
+        groups.setdefault(m.variant_key(build_config(m.config, dict(params or {}))), []).append(v)
+    return list(groups.values())
 
 
 def method_config_class(name: str) -> type:

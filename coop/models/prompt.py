@@ -107,8 +107,9 @@ class CoOpClassifier(nn.Module):
 
 
 class FusedCoOp(nn.Module):
-    """The prompt learners of several seeds (each its own context, stacked) over one frozen text encoder: one
-    text-encoder pass over every active seed's prompts per step."""
+    """The prompt learners of several seeds, or of several variants x seeds (each its own context) over one
+    frozen text encoder: per step, one text-encoder pass over the prompts of every active learner that shares
+    the same number of leading embeddings (all of them when they are seeds of one variant)."""
 
     def __init__(self, clip_model: nn.Module, learners: list[PromptLearner], cut_text: bool = True,
                  share_prefix: bool = True):
@@ -119,11 +120,18 @@ class FusedCoOp(nn.Module):
 
     def text_features(self, seeds: list[int]) -> list[torch.Tensor]:
         """Unnormalised class text features (n_cls, D) of each of `seeds` (indices into the learners)."""
-        learners = [self.learners[k] for k in seeds]
-        prompts = torch.cat([lr() for lr in learners])
-        eot = torch.cat([lr.eot for lr in learners])
-        feats = self.text_encoder(prompts, eot, learners[0].shared_prefix, groups=len(learners))
-        return list(feats.split([len(lr.eot) for lr in learners]))
+        passes: dict[int, list[int]] = {}  # shared prefix -> positions in `seeds` (one pass each)
+        for i, k in enumerate(seeds):
+            passes.setdefault(self.learners[k].shared_prefix, []).append(i)
+        out: list[torch.Tensor] = [None] * len(seeds)  # type: ignore[list-item]
+        for prefix, where in passes.items():
+            learners = [self.learners[seeds[i]] for i in where]
+            prompts = torch.cat([lr() for lr in learners])
+            eot = torch.cat([lr.eot for lr in learners])
+            feats = self.text_encoder(prompts, eot, prefix, groups=len(learners))
+            for i, f in zip(where, feats.split([len(lr.eot) for lr in learners])):
+                out[i] = f
+        return out
 
     def losses(self, seeds: list[int], feats: list[torch.Tensor], labels: list[torch.Tensor]) -> list[torch.Tensor]:
         """Each seed's mean cross-entropy on its batch of image features (`coop.train.fit_seeds`)."""
