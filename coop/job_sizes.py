@@ -22,14 +22,18 @@ from coop.config import build_config
 from coop.data.datasets import get_dataset
 from coop.data.sizes import DataShape, data_shape
 from coop.methods.registry import get_method
-from coop.resources import (DEVICES, PROMPT_TOKENS, Request, ResourceError, RunWork, asked_minutes, attempt_runtime,
-                            backbone_shape, feature_request, interpret_request, run_request, seed_groups,
-                            transfer_request)
+from coop.resources import (DEVICES, F32, MB, PROMPT_TOKENS, Request, ResourceError, RunWork, asked_minutes,
+                            attempt_runtime, backbone_shape, feature_request, interpret_request, run_request,
+                            seed_groups, transfer_request)
 from coop.retry import first_mem_mb, retry_mem_mb
 from coop.schedule import resolve_epochs
 
 # A dataset whose size cannot be known at parse time (a layout without a split file, not in the paper's
 # Table 6) is sized as ImageNet: the largest the protocol has.
+# The longest job (modelled minutes) that trains several variants of a cell together (fuse_variants): what they
+# share is a job's fixed cost (start, CLIP, features: seconds), worth sharing among short jobs; a longer job
+# gains nothing from it and would only run its variants one after another instead of side by side.
+FUSE_VARIANTS_MINUTES = 60
 UNKNOWN = DataShape(1000, 1281167, 0, 50000, None, "unknown: sized as ImageNet")
 
 
@@ -129,6 +133,28 @@ class JobSizes:
         if not self.fuse:
             return [[s] for s in self.seeds]
         return seed_groups(self.seeds, one, self.max_runtime, self.max_gpu_mem_mb)
+
+    @functools.lru_cache(maxsize=None)
+    def variants(self, dataset: str, backbone: str, method: str, variants: tuple[str, ...], shots: int) -> Request:
+        """One job training `variants` of a cell, every seed of each (coop run --variants): the variants' runtimes
+        add up; CLIP and the test features are held once (host memory: the largest variant's), each variant's
+        learners and activations add to the GPU memory."""
+        reqs = [self.run(dataset, backbone, method, v, shots, len(self.seeds)) for v in variants]
+        weights_mb = self.backbone(backbone).params * F32 / MB
+        minutes = sum(r.minutes for r in reqs)
+        gpu_mb = int(sum(r.gpu_mem_mb for r in reqs) - (len(reqs) - 1) * weights_mb)
+        return Request(max(r.mem_mb for r in reqs), gpu_mb, asked_minutes(minutes), sum(r.disk_mb for r in reqs),
+                       minutes)
+
+    def fuses(self, dataset: str, backbone: str, method: str, variants: tuple[str, ...], shots: int) -> bool:
+        """Whether one job may train `variants` of a cell: each variant's seeds train in one job (none is split
+        per seed), the whole job is short (at most FUSE_VARIANTS_MINUTES modelled) and fits cluster.max_runtime
+        and max_gpu_mem_mb."""
+        if any(len(self.seed_jobs(dataset, backbone, method, v, shots)) > 1 for v in variants):
+            return False
+        req = self.variants(dataset, backbone, method, variants, shots)
+        return not (req.minutes > FUSE_VARIANTS_MINUTES or (self.max_runtime and req.runtime > self.max_runtime)
+                    or (self.max_gpu_mem_mb and req.gpu_mem_mb > self.max_gpu_mem_mb))
 
     def check(self, req: Request, rule: str, job: str) -> None:
         """A ResourceError when even the first attempt of a job cannot fit the partition limits."""

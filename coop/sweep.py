@@ -72,11 +72,52 @@ class Job:
         return [Path(store.run_file(root, *c)) for c in self.cells]
 
 
+FusedKey = tuple[str, str, str, str, int]  # dataset, backbone, method, variant, shots
+
+
+def fused_variants(config: dict[str, Any], sizes=None) -> dict[FusedKey, tuple[str, ...]]:
+    """The few-shot cells whose job trains several variants of their method at once (fuse_variants, with
+    fuse_seeds): (dataset, backbone, method, variant, shots) -> the variants of that job, in the config's
+    order. The variants of a cell that the method can train together (coop.methods.registry.variant_groups)
+    form one job when there are two or more, none of them is split per seed and the job fits the cluster's
+    limits (`sizes`, coop.job_sizes.JobSizes)."""
+    from coop.methods.registry import get_method, variant_groups
+
+    if not (config.get("fuse_seeds", True) and config.get("fuse_variants", True)):
+        return {}
+    wanted: dict[tuple[str, str, str, int], set[str]] = {}
+    for exp in config["experiments"].values():
+        for dataset, backbone, method, variant, shots, _ in experiment_cells(exp, config["seeds"]):
+            if shots and get_method(method).train_variants is not None:
+                wanted.setdefault((dataset, backbone, method, shots), set()).add(variant)
+    out: dict[FusedKey, tuple[str, ...]] = {}
+    for (dataset, backbone, method, shots), variants in wanted.items():
+        params = {v: p for v, p in config["methods"][method].items() if v in variants}
+        for group in variant_groups(method, params) if len(params) > 1 else []:
+            if len(group) > 1 and (sizes is None or sizes.fuses(dataset, backbone, method, tuple(group), shots)):
+                out.update({(dataset, backbone, method, v, shots): tuple(group) for v in group})
+    return out
+
+
+def fused_rule(method: str, variants: tuple[str, ...]) -> str:
+    """The workflow rule that trains `variants` of `method` together (one per set of variants: its outputs name
+    them): run_variants_<method>_<digest of the variants>."""
+    import hashlib
+
+    return f"run_variants_{method}_{hashlib.sha256('+'.join(variants).encode()).hexdigest()[:8]}"
+
+
 def job_of(cell: Cell, seeds: list[int], fuse_seeds: bool, root: str | Path = store.RESULTS,
-           split: bool = False) -> Job:
-    """The job that makes `cell` (rules run_zeroshot / run_fewshot / run_fewshot_seed of workflow/rules/runs.smk;
-    `split`: a fused cell over cluster.max_runtime, trained one seed per job)."""
+           split: bool = False, fused: tuple[str, ...] = ()) -> Job:
+    """The job that makes `cell` (rules run_zeroshot / run_fewshot / run_fewshot_seed / run_variants_* of
+    workflow/rules/runs.smk; `split`: a fused cell over cluster.max_runtime, trained one seed per job; `fused`:
+    the variants one job trains together, `fused_variants`). The log of a variants job is its first variant's
+    (the others' log paths link to it)."""
     dataset, backbone, method, variant, shots, seed = cell
+    if fused:
+        cells = tuple((dataset, backbone, method, v, shots, s) for v in fused for s in seeds)
+        return Job(fused_rule(method, fused), (("dataset", dataset), ("backbone", backbone), ("shots", str(shots))),
+                   cells, run_log(root, dataset, backbone, method, fused[0], shots))
     names = [("dataset", dataset), ("backbone", backbone), ("method", method), ("variant", variant)]
     if shots == 0:
         return Job("run_zeroshot", tuple(names), (cell,), run_log(root, dataset, backbone, method, variant, 0))
@@ -136,8 +177,10 @@ def sweep_jobs(config: dict[str, Any], root: str | Path = store.RESULTS, sizes=N
         except ResourceError:  # the workflow refuses this config; show it as one job
             return False
 
+    fused = fused_variants(config, sizes)
     out = {}
     for name, exp in config["experiments"].items():
-        jobs = {job_of(c, seeds, fuse, root, split(c)): None for c in experiment_cells(exp, seeds)}
+        jobs = {job_of(c, seeds, fuse, root, split(c), fused.get(c[:5], ())): None
+                for c in experiment_cells(exp, seeds)}
         out[name] = list(jobs)
     return out

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from conftest import ROOT
 from coop import resources as r
 from coop.resources import BackboneShape, Request, RunWork
 
@@ -157,3 +158,21 @@ def test_scale_benchmark_requests_cover_the_measured_peaks(tmp_path):
     fused = jobs["run_fewshot (CoOp, 2 fused seeds)"]
     assert fused["measured_disk_mb"] >= 2 * 40 * 1024 * 4 / 2 ** 20
     assert "run_fewshot" in bench_scale.format_table(rec)
+
+
+def test_variants_of_a_cell_fuse_only_into_a_short_job():
+    """fuse_variants: a job of several variants adds their runtimes, holds CLIP once (host memory: the largest
+    variant's), and is made only where it is short; ImageNet at 16 shots keeps one job per variant."""
+    from coop.job_sizes import FUSE_VARIANTS_MINUTES, JobSizes
+    from coop.sweep import load_config
+
+    sizes = JobSizes(load_config(ROOT / "config/paper.yaml"))
+    four = ("end_m16", "middle_m16", "end_m16_csc", "middle_m16_csc")
+    alone = [sizes.run("eurosat", "RN50-quickgelu", "coop", v, 1, 3) for v in four]
+    req = sizes.variants("eurosat", "RN50-quickgelu", "coop", four, 1)
+    assert req.minutes == pytest.approx(sum(a.minutes for a in alone))
+    assert req.mem_mb == max(a.mem_mb for a in alone)
+    assert max(a.gpu_mem_mb for a in alone) < req.gpu_mem_mb < sum(a.gpu_mem_mb for a in alone)
+    assert req.minutes <= FUSE_VARIANTS_MINUTES and sizes.fuses("eurosat", "RN50-quickgelu", "coop", four, 1)
+    big = sizes.variants("imagenet", "RN50-quickgelu", "coop", four, 16)
+    assert big.minutes > FUSE_VARIANTS_MINUTES and not sizes.fuses("imagenet", "RN50-quickgelu", "coop", four, 16)

@@ -133,9 +133,18 @@ def test_paper_config_dry_run_without_data(tmp_path):
                         cells |= {(d, b, run, k) for k in exp["shots"]}
                     else:
                         cells.add((d, b, run, 0))
-    assert counts["run_fewshot"] + counts["run_zeroshot"] == len(cells)  # each few-shot job: every seed
+    # one job per variant (fuse_variants off): each few-shot job trains every seed of its cell
+    separate = _dry_run_counts(snakemake(tmp_path, "-n", "--quiet", "rules",
+                                         config={**cfg, "fuse_variants": False}))
+    assert separate["run_fewshot"] + separate["run_zeroshot"] == len(cells)
+    assert not any(rule.startswith("run_variants_") for rule in separate)
     unfused = _dry_run_counts(snakemake(tmp_path, "-n", "--quiet", "rules", config={**cfg, "fuse_seeds": False}))
-    assert unfused["run_fewshot"] == counts["run_fewshot"] * len(cfg["seeds"])
+    assert unfused["run_fewshot"] == separate["run_fewshot"] * len(cfg["seeds"])
+    # fused variants (the default): the CoOp variants of a cell in one job where the fused
+    # job is short (coop.job_sizes.FUSE_VARIANTS_MINUTES: small datasets, few shots; not ImageNet at 16 shots)
+    variant_jobs = sum(n for rule, n in counts.items() if rule.startswith("run_variants_coop_"))
+    assert variant_jobs > 0 and counts["run_zeroshot"] == separate["run_zeroshot"]
+    assert counts["run_fewshot"] + variant_jobs < separate["run_fewshot"]
     fig3 = cfg["experiments"]["fewshot"]
     trained = [r for r in fig3["runs"].values() if r.split("/")[0] in few_shot]
     assert len(fig3["datasets"]) * len(trained) * len(fig3["shots"]) * len(cfg["seeds"]) == 825

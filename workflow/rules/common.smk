@@ -306,3 +306,19 @@ def final_outputs():
     outputs += [a.outputs["csv"] for a in paper_artefacts("table")]
     outputs += [a.outputs["png"] for a in paper_artefacts("figure")]
     return outputs
+
+
+# fuse_variants (runs.smk's run_variants_* rules): a variants job read as its first variant's run job.
+class _Fields(dict):
+    """Wildcards made here: a mapping whose keys read as attributes too."""
+    __getattr__ = dict.__getitem__
+
+
+def _as_variant(wildcards, method, variant):
+    """The wildcards of a variants job as those of its first variant's run_fewshot job."""
+    return _Fields({**dict(wildcards.items()), "method": method, "variant": variant})
+
+
+def _log_links(method, variants):
+    logs = [sweep.run_log(R, "{dataset}", "{backbone}", method, v, "{shots}") for v in variants]
+    return "".join(f"ln -sfn {os.path.relpath(logs[0], os.path.dirname(l))} {l} && " for l in logs[1:])

@@ -72,11 +72,16 @@ def _check_resources():
 SPLIT_CELLS = _stop_on_bad_value(_check_resources)
 
 
+def cells_constraint(cells, inside):
+    """The dataset wildcard's constraint that lets a rule match the run files of `cells` only (`inside`) or of
+    every other cell: a lookahead over the rest of the path (cells as coop.store.cell_from_dataset writes them)."""
+    alternatives = "|".join(re.escape(c) for c in cells) or "(?!)"
+    return f"(?{'=' if inside else '!'}(?:{alternatives})\\d)[^/]+"
+
+
 def split_cells_constraint(inside):
-    """The dataset wildcard's constraint that lets a rule match the run files of the split cells only
-    (`inside`) or of every other cell: a lookahead over the rest of the path (coop.store.cell_from_dataset)."""
-    cells = "|".join(re.escape(c) for c in SPLIT_CELLS) or "(?!)"
-    return f"(?{'=' if inside else '!'}(?:{cells})\\d)[^/]+"
+    """The constraint matching the run files of the split cells only (`inside`) or of every other cell."""
+    return cells_constraint(SPLIT_CELLS, inside)
 
 
 # Groups: on a cluster, many short GPU jobs are packed into one submission each (the profile's
