@@ -91,3 +91,22 @@ def test_the_runs_findings_report_agrees_with_its_tables(default_run, fig3):
     for dataset, acc in fig3["zeroshot"][0].items():
         assert f"{dataset} {acc:.1f} (chance {100 / CLASSES[dataset]:.1f})" in report.loc["zero_shot_above_chance",
                                                                                            "ours"]
+
+
+@pytest.mark.e2e
+@pytest.mark.findings
+def test_fig3_has_the_papers_four_coop_variants_at_every_shot(default_run, fig3):
+    """Fig. 3 of the paper: CoOp with the class token at the end or in the middle, unified or class-specific,
+    at every shot count on every dataset; the run's report measures the CSC finding on them."""
+    labels = [lb for lb, run in FEWSHOT["runs"].items() if run.startswith("coop/")]
+    params = [CONFIG["methods"]["coop"][FEWSHOT["runs"][lb].split("/")[1]] for lb in labels]
+    assert sorted((p["class_token_position"], bool(p.get("csc"))) for p in params) == [
+        ("end", False), ("end", True), ("middle", False), ("middle", True)]
+    assert {p["n_ctx"] for p in params} == {16}
+    for label in labels:
+        assert sorted(fig3[label]) == sorted(FEWSHOT["shots"])
+        for shots in FEWSHOT["shots"]:
+            _average(fig3, label, shots)  # every dataset there
+    report = pd.read_csv(default_run / "results/tables/findings.csv", keep_default_na=False).set_index("finding")
+    assert report.loc["csc_below_unified_few_shots", "verdict"] in ("holds", "does not hold")
+    assert "class-specific" in report.loc["csc_below_unified_few_shots", "ours"]
