@@ -18,7 +18,7 @@ def test_bench_writes_the_ratios(tmp_path):
     lines = []
     record = run_bench(BenchConfig(**TINY), out, log=lines.append)
     saved = json.loads(out.read_text())
-    for key in ("coop_step_speedup_100cls", "eval_speedup", "fused_seeds_speedup"):
+    for key in ("coop_step_speedup_100cls", "eval_speedup", "fused_seeds_speedup", "fused_variants_speedup"):
         assert isinstance(saved[key], float) and saved[key] > 0, key
     assert [s["classes"] for s in saved["steps"]] == [3, 6, 12]
     assert [s["measured"] for s in saved["steps"]] == [True, True, False]
@@ -27,6 +27,7 @@ def test_bench_writes_the_ratios(tmp_path):
     mem = saved["activation_memory"]
     assert mem["full77_fp32_bytes"] > mem["ours_fp32_bytes"] > mem["ours_fp16_bytes"] > 0
     table = lines[-2]
+    assert saved["fused_seeds"]["variants"]["variants"] == 4 and "| Fig. 3's 4 CoOp variants" in table
     assert "| CoOp step, 12 classes (scaled" in table and record["wall_seconds"] > 0
     job = saved["whole_job"]
     # 10 classes x 2 shots = 20 images, batch 4: 5 steps an epoch; 100 epochs at 2 shots x 0.02 = 2 epochs

@@ -1,4 +1,5 @@
-"""Three seeds fused against one after another: as `coop run` processes, in one process, training loops only."""
+"""Three seeds fused against one after another: as `coop run` processes, in one process, training loops only; and
+Fig. 3's four CoOp variants of a cell in one `coop run --variants` process against one process per variant."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,6 +48,48 @@ def fused_vs_separate_runs(cfg: BenchConfig, folder: Path) -> dict[str, float]:
     return {"separate_runs_s": t_sep, "fused_run_s": t_fused, "speedup": t_sep / t_fused,
             "in_process_separate_runs_s": t_sep_in, "in_process_fused_run_s": t_fused_in,
             "in_process_speedup": t_sep_in / t_fused_in}
+
+
+# Fig. 3's CoOp variants: class token at the end or in the middle, unified or class-specific context
+FIG3_VARIANTS = {"end": {}, "middle": {"class_token_position": "middle"}, "end_csc": {"csc": True},
+                 "middle_csc": {"class_token_position": "middle", "csc": True}}
+
+
+def fused_variants_vs_separate_runs(cfg: BenchConfig, folder: Path) -> dict[str, float]:
+    """Fig. 3's four CoOp variants of one cell, every seed of each: one `coop run --seed ...` process per variant
+    (fuse_variants off: seeds fused, variants apart) vs one `coop run --variants` process (the workflow's
+    run_variants_* job), on a generated toy dataset with the caches built beforehand (both read the same)."""
+    import json
+    import subprocess
+    import sys
+
+    from coop.data.toyworld import generate
+    from coop.experiment import run_variants
+
+    generate("toy_shapes", folder / "data", n_train=cfg.fused_shots, n_val=4, n_test=10, seed=0)
+    seeds = list(range(1, cfg.fused_seeds + 1))
+    base = {"epochs": cfg.fused_epochs, "n_ctx": cfg.n_ctx, "batch_size": cfg.batch_size}
+    variants = {v: {**base, **p} for v, p in FIG3_VARIANTS.items()}
+    out = str(folder / "runs" / "{variant}" / "seed{seed}")
+    run_variants(variants, seeds, out, dataset="toy_shapes", method="coop", shots=cfg.fused_shots,
+                 backbone=cfg.toy_model, data_root=folder / "data", cache_dir=folder / "cache", device="cpu",
+                 log=lambda s: None)  # warm-up; builds the manifests, test features and view caches
+
+    def cli(*args: str) -> None:
+        cmd = [sys.executable, "-m", "coop.cli", "--threads", str(torch.get_num_threads()), "run",
+               "--dataset", "toy_shapes", "--method", "coop", "--shots", str(cfg.fused_shots),
+               "--seed", *map(str, seeds), "--backbone", cfg.toy_model, "--pretrained", "random",
+               "--device", "cpu", "--data-root", str(folder / "data"), "--cache-dir", str(folder / "cache"), *args]
+        subprocess.run(cmd, check=True, capture_output=True)
+
+    def separate() -> None:
+        for v, params in variants.items():
+            cli("--variant", v, "--out", out.replace("{variant}", v),
+                *[a for k, x in params.items() for a in ("--set", f"{k}={str(x).lower()}")])
+
+    t_sep = median_time(separate, 1, warmup=0)
+    t_fused = median_time(lambda: cli("--variants", json.dumps(variants), "--out", out), 1, warmup=0)
+    return {"variants": len(variants), "separate_runs_s": t_sep, "fused_run_s": t_fused, "speedup": t_sep / t_fused}
 
 
 def fused_vs_separate(model: nn.Module, tokenizer, cfg: BenchConfig) -> dict[str, float]:

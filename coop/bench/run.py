@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from coop.bench.common import BenchConfig, image_size, load_bench_model, median_time
-from coop.bench.fused import fused_vs_separate, fused_vs_separate_runs
+from coop.bench.fused import fused_variants_vs_separate_runs, fused_vs_separate, fused_vs_separate_runs
 from coop.bench.memory import activation_memory
 from coop.bench.step import cached_eval, coop_step, image_step, text_eval
 from coop.bench.table import format_table
@@ -84,7 +84,9 @@ def run_bench(cfg: BenchConfig, out: str | Path | None = None, log=print) -> dic
              "epochs": cfg.fused_epochs, "model": cfg.toy_model, **runs,
              "loop_separate_s": loops["separate_s"], "loop_fused_s": loops["fused_s"],
              "loop_speedup": loops["speedup"]}
-    log(f"fused seeds done ({time.perf_counter() - start:.0f} s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        fused["variants"] = fused_variants_vs_separate_runs(cfg, Path(tmp))
+    log(f"fused seeds and variants done ({time.perf_counter() - start:.0f} s)")
     with tempfile.TemporaryDirectory() as tmp:
         job = whole_job(cfg, Path(tmp), log=log)
     log(f"whole job done ({time.perf_counter() - start:.0f} s)")
@@ -96,6 +98,7 @@ def run_bench(cfg: BenchConfig, out: str | Path | None = None, log=print) -> dic
         "eval_speedup": evaluation["speedup"],
         "fused_seeds_speedup": fused["speedup"],
         "fused_training_loop_speedup": fused["loop_speedup"],
+        "fused_variants_speedup": fused["variants"]["speedup"],
         "whole_job_speedup": job["processes"]["speedup"] if "processes" in job else job["in_process"]["speedup"],
         "whole_job_in_process_speedup": job["in_process"]["speedup"],
         "coop_step_speedup_incl_views": job["per_step"]["speedup_incl_views"],

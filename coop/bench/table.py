@@ -24,6 +24,10 @@ def format_table(r: dict[str, Any]) -> str:
                  f"another) | {f['in_process_fused_run_s']:.3f} s (fused) | {f['in_process_speedup']:.1f}x |")
     lines.append(f"| the same, training loops only ({f['classes']} classes) | {f['loop_separate_s']:.3f} s (one after another) | "
                  f"{f['loop_fused_s']:.3f} s (fused) | {f['loop_speedup']:.1f}x |")
+    v = f["variants"]
+    lines.append(f"| Fig. 3's {v['variants']} CoOp variants (end/middle x unified/CSC) of that cell, {f['seeds']} seeds "
+                 f"each: `coop run` processes | {v['separate_runs_s']:.2f} s (one per variant) | "
+                 f"{v['fused_run_s']:.2f} s (one, `--variants`) | {v['speedup']:.1f}x |")
     m = r["activation_memory"]
     lines.append(f"| activations, {m['classes']} classes, M={m['n_ctx']} (fp32 / fp16) | {m['full77_fp32_gib']:.2f}"
                  f" / {m['full77_fp16_gib']:.2f} GiB (77 tokens) | {m['ours_fp32_gib']:.2f} / {m['ours_fp16_gib']:.2f}"
