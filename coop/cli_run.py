@@ -10,24 +10,21 @@ from coop.store import RESULTS
 
 def cmd_run(a: argparse.Namespace) -> None:
     from coop.config import parse_sets
-    from coop.experiment import run_seeds
+    from coop.experiment import run_seeds, run_variants
     from coop.models.names import canonical_pretrained
 
-    if a.variants is not None:
-        return _run_variants(a)
-    run_seeds(
-        a.seed, dataset=a.dataset, method=a.method, shots=a.shots, backbone=a.backbone, model=a.model,
-        pretrained=canonical_pretrained(a.pretrained, a.model or a.backbone), variant=a.variant,
-        params=parse_sets(a.set), data_root=a.data_root,
-        cache_dir=a.cache_dir, device=a.device, init_seed=a.init_seed, out=a.out, fuse=not a.sequential,
-    )
+    kw = dict(dataset=a.dataset, method=a.method, shots=a.shots, backbone=a.backbone, model=a.model,
+              pretrained=canonical_pretrained(a.pretrained, a.model or a.backbone), data_root=a.data_root,
+              cache_dir=a.cache_dir, device=a.device, init_seed=a.init_seed, out=a.out)
+    if a.variants is None:
+        run_seeds(a.seed, variant=a.variant, params=parse_sets(a.set), fuse=not a.sequential, **kw)
+    else:
+        run_variants(_variants(a), a.seed, **kw)
 
 
-def _run_variants(a: argparse.Namespace) -> None:
-    """`coop run --variants JSON`: several variants of the method trained in one job (coop.experiment.run_variants)."""
-    from coop.experiment import run_variants
-    from coop.models.names import canonical_pretrained
-
+def _variants(a: argparse.Namespace) -> dict:
+    """The variants of `coop run --variants JSON` (several variants of the method trained in one job,
+    coop.experiment.run_variants): name -> parameters."""
     clash = [flag for flag, given in (("--set", a.set), ("--variant", a.variant != "default"),
                                       ("--sequential", a.sequential)) if given]
     if clash:
@@ -40,11 +37,7 @@ def _run_variants(a: argparse.Namespace) -> None:
     if not (isinstance(variants, dict) and variants and all(isinstance(p, dict) for p in variants.values())):
         raise SystemExit("coop run: --variants must be a non-empty JSON mapping of variant name -> parameters, "
                          "e.g. '{\"end\": {\"n_ctx\": 16}, \"csc\": {\"csc\": true}}'.")
-    run_variants(
-        variants, a.seed, dataset=a.dataset, method=a.method, shots=a.shots, backbone=a.backbone, model=a.model,
-        pretrained=canonical_pretrained(a.pretrained, a.model or a.backbone), data_root=a.data_root,
-        cache_dir=a.cache_dir, device=a.device, init_seed=a.init_seed, out=a.out,
-    )
+    return variants
 
 
 def add_subcommand(sub, add_backbone) -> None:

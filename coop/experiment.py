@@ -282,8 +282,7 @@ def run_seeds(seeds: list[int], out: str, fuse: bool = True, **kw: Any) -> list[
     """
     if len(seeds) > 1 and "{seed}" not in out:
         raise MethodError(f"--out must contain {{seed}} when several seeds run together, got {out!r}")
-    if len(set(seeds)) != len(seeds):
-        raise MethodError(f"--seed lists a seed twice ({seeds}); give each seed once.")
+    _check_seeds(seeds)
     # Timing: `job_seconds` is the wall time of this whole call, the same in every seed's metrics.json (hence
     # they are written together at the end; the checkpoints, kept until then, make a rerun after a kill cheap).
     # `wall_seconds` is the seed's own share, so that the seeds' shares add up to at most the job: one after
@@ -293,34 +292,50 @@ def run_seeds(seeds: list[int], out: str, fuse: bool = True, **kw: Any) -> list[
     job_start = time.time()
     state: dict[str, Any] = {}
     outs = [out.replace("{seed}", str(s)) for s in seeds]
-    runs: list[_Run] = []
-    records: list[dict[str, Any]] = []
     if fuse:  # one training of every seed (the method's train gets them all)
         runs = [_prepare(seed=s, out=o, state=state, **kw) for s, o in zip(seeds, outs)]
         train_start = time.time()
         results = get_method(kw["method"]).train([r.ctx for r in runs], runs[0].cfg)
-        train_share = (time.time() - train_start) / len(runs)
-        if len(seeds) > 1:
-            for res in results:
-                res.info["fused_seeds"] = list(seeds)
-        for r, res in zip(runs, results):
-            finish_start = time.time()
-            record = _finish(r, res, keep_checkpoint=True, write=False)
-            record["wall_seconds"] = round(r.prepare_seconds + train_share + time.time() - finish_start, 3)
-            records.append(record)
+        done = _finish_together(runs, results, time.time() - train_start,
+                                {"fused_seeds": list(seeds)} if len(seeds) > 1 else {})
     else:  # one seed after another, each a training of its own
+        done = []
         for s, o in zip(seeds, outs):
             r = _prepare(seed=s, out=o, state=state, **kw)
             (res,) = get_method(kw["method"]).train([r.ctx], r.cfg)
-            runs.append(r)
-            records.append(_finish(r, res, keep_checkpoint=True, write=False))
+            done.append((r, _finish(r, res, keep_checkpoint=True, write=False)))
+    return _write_all(done, job_start)
+
+
+def _check_seeds(seeds: list[int]) -> None:
+    if len(set(seeds)) != len(seeds):
+        raise MethodError(f"--seed lists a seed twice ({seeds}); give each seed once.")
+
+
+def _finish_together(runs: list[_Run], results: list, train_seconds: float,
+                     info: dict[str, Any]) -> list[tuple[_Run, dict[str, Any]]]:
+    """Evaluate runs that trained together (`info` added to each result), their metrics.json not written yet:
+    each run's `wall_seconds` is its preparation, an equal share of the joint training and its own finishing."""
+    share = train_seconds / len(runs)
+    done = []
+    for r, res in zip(runs, results):
+        res.info.update(info)
+        finish_start = time.time()
+        record = _finish(r, res, keep_checkpoint=True, write=False)
+        record["wall_seconds"] = round(r.prepare_seconds + share + time.time() - finish_start, 3)
+        done.append((r, record))
+    return done
+
+
+def _write_all(done: list[tuple[_Run, dict[str, Any]]], job_start: float) -> list[dict[str, Any]]:
+    """Write every run's metrics.json with the job's time (the same in each), then remove their checkpoints."""
     job_seconds = round(time.time() - job_start, 3)
-    for r, record in zip(runs, records):
+    for r, record in done:
         _write_record(r, record, keep_checkpoint=True, job_seconds=job_seconds)
     # Only now: a job killed after its first seeds reruns them from their final checkpoints, not from scratch.
-    for o in outs:
-        checkpoint_path(o).unlink(missing_ok=True)
-    return records
+    for r, _ in done:
+        checkpoint_path(r.out).unlink(missing_ok=True)
+    return [record for _, record in done]
 
 
 def run_variants(variants: dict[str, dict[str, Any]], seeds: list[int], out: str, **kw: Any) -> list[dict[str, Any]]:
@@ -337,8 +352,7 @@ def run_variants(variants: dict[str, dict[str, Any]], seeds: list[int], out: str
     if missing:
         raise MethodError(f"--out must contain {' and '.join(missing)} when several variants run together, "
                           f"got {out!r}")
-    if len(set(seeds)) != len(seeds):
-        raise MethodError(f"--seed lists a seed twice ({seeds}); give each seed once.")
+    _check_seeds(seeds)
     groups = variant_groups(kw["method"], variants)
     if len(groups) > 1:
         raise MethodError(f"{kw['method']} variants {' | '.join(', '.join(g) for g in groups)} cannot train in one "
@@ -349,18 +363,8 @@ def run_variants(variants: dict[str, dict[str, Any]], seeds: list[int], out: str
                          variant=v, params=p, **kw) for s in seeds] for v, p in variants.items()}
     train_start = time.time()
     results = method.train_variants([(rs[0].cfg, [r.ctx for r in rs]) for rs in runs.values()])
-    train_share = (time.time() - train_start) / sum(len(rs) for rs in runs.values())
-    done = []
-    for rs, ress in zip(runs.values(), results):
-        for r, res in zip(rs, ress):
-            res.info["fused_seeds"], res.info["fused_variants"] = list(seeds), list(variants)
-            finish_start = time.time()
-            record = _finish(r, res, keep_checkpoint=True, write=False)
-            record["wall_seconds"] = round(r.prepare_seconds + train_share + time.time() - finish_start, 3)
-            done.append((r, record))
-    job_seconds = round(time.time() - job_start, 3)
-    for r, record in done:
-        _write_record(r, record, keep_checkpoint=True, job_seconds=job_seconds)
-    for r, _ in done:  # only now (see run_seeds)
-        checkpoint_path(r.out).unlink(missing_ok=True)
-    return [record for _, record in done]
+    train_seconds = time.time() - train_start
+    info = {"fused_seeds": list(seeds), "fused_variants": list(variants)}
+    flat = [r for rs in runs.values() for r in rs]
+    return _write_all(_finish_together(flat, [res for ress in results for res in ress], train_seconds, info),
+                      job_start)

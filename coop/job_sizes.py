@@ -28,12 +28,12 @@ from coop.resources import (DEVICES, F32, MB, PROMPT_TOKENS, Request, ResourceEr
 from coop.retry import first_mem_mb, retry_mem_mb
 from coop.schedule import resolve_epochs
 
-# A dataset whose size cannot be known at parse time (a layout without a split file, not in the paper's
-# Table 6) is sized as ImageNet: the largest the protocol has.
 # The longest job (modelled minutes) that trains several variants of a cell together (fuse_variants): what they
 # share is a job's fixed cost (start, CLIP, features: seconds), worth sharing among short jobs; a longer job
 # gains nothing from it and would only run its variants one after another instead of side by side.
 FUSE_VARIANTS_MINUTES = 60
+# A dataset whose size cannot be known at parse time (a layout without a split file, not in the paper's
+# Table 6) is sized as ImageNet: the largest the protocol has.
 UNKNOWN = DataShape(1000, 1281167, 0, 50000, None, "unknown: sized as ImageNet")
 
 
