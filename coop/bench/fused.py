@@ -13,14 +13,24 @@ from coop.train import SeedTraining, TrainConfig, fit, fit_seeds
 from coop.views import ViewData
 
 
+def _coop_run(cfg: BenchConfig, folder: Path, seeds: list[int], *args: str) -> None:
+    """One `coop run` process of CoOp on the bench's toy_shapes cell under `folder` (its data and caches), these
+    seeds, with `args` (--out, --set / --variant / --variants)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "coop.cli", "--threads", str(torch.get_num_threads()), "run",
+           "--dataset", "toy_shapes", "--method", "coop", "--shots", str(cfg.fused_shots),
+           "--seed", *map(str, seeds), "--backbone", cfg.toy_model, "--pretrained", "random",
+           "--device", "cpu", "--data-root", str(folder / "data"), "--cache-dir", str(folder / "cache"), *args]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
 def fused_vs_separate_runs(cfg: BenchConfig, folder: Path) -> dict[str, float]:
     """Three seeds as three separate `coop run` processes (the official way: one run per seed) vs one
     `coop run --seed 1 2 3` process (fused), on a generated toy dataset (toy_shapes, 10 classes) with the
     caches built beforehand, so both read the same manifests, test features and views. Also the same runs
     inside this process (no start-up): each seed's run loads CLIP and its caches, trains, evaluates and writes."""
-    import subprocess
-    import sys
-
     from coop.data.toyworld import generate
     from coop.experiment import run_seeds
 
@@ -33,13 +43,7 @@ def fused_vs_separate_runs(cfg: BenchConfig, folder: Path) -> dict[str, float]:
     run_seeds(seeds, out, **kw)  # warm-up; builds the manifests, test features and view caches
 
     def cli(run_seeds_: list[int]) -> None:
-        cmd = [sys.executable, "-m", "coop.cli", "--threads", str(torch.get_num_threads()), "run",
-               "--dataset", "toy_shapes", "--method", "coop", "--shots", str(cfg.fused_shots),
-               "--seed", *map(str, run_seeds_), "--backbone", cfg.toy_model, "--pretrained", "random",
-               "--device", "cpu", "--data-root", str(folder / "data"), "--cache-dir", str(folder / "cache"),
-               "--out", out,
-               *[a for k, v in params.items() for a in ("--set", f"{k}={v}")]]
-        subprocess.run(cmd, check=True, capture_output=True)
+        _coop_run(cfg, folder, run_seeds_, "--out", out, *[a for k, v in params.items() for a in ("--set", f"{k}={v}")])
 
     t_sep = median_time(lambda: [cli([s]) for s in seeds], 1, warmup=0)
     t_fused = median_time(lambda: cli(seeds), 1, warmup=0)
@@ -60,8 +64,6 @@ def fused_variants_vs_separate_runs(cfg: BenchConfig, folder: Path) -> dict[str,
     (fuse_variants off: seeds fused, variants apart) vs one `coop run --variants` process (the workflow's
     run_variants_* job), on a generated toy dataset with the caches built beforehand (both read the same)."""
     import json
-    import subprocess
-    import sys
 
     from coop.data.toyworld import generate
     from coop.experiment import run_variants
@@ -75,20 +77,14 @@ def fused_variants_vs_separate_runs(cfg: BenchConfig, folder: Path) -> dict[str,
                  backbone=cfg.toy_model, data_root=folder / "data", cache_dir=folder / "cache", device="cpu",
                  log=lambda s: None)  # warm-up; builds the manifests, test features and view caches
 
-    def cli(*args: str) -> None:
-        cmd = [sys.executable, "-m", "coop.cli", "--threads", str(torch.get_num_threads()), "run",
-               "--dataset", "toy_shapes", "--method", "coop", "--shots", str(cfg.fused_shots),
-               "--seed", *map(str, seeds), "--backbone", cfg.toy_model, "--pretrained", "random",
-               "--device", "cpu", "--data-root", str(folder / "data"), "--cache-dir", str(folder / "cache"), *args]
-        subprocess.run(cmd, check=True, capture_output=True)
-
     def separate() -> None:
         for v, params in variants.items():
-            cli("--variant", v, "--out", out.replace("{variant}", v),
-                *[a for k, x in params.items() for a in ("--set", f"{k}={str(x).lower()}")])
+            _coop_run(cfg, folder, seeds, "--variant", v, "--out", out.replace("{variant}", v),
+                      *[a for k, x in params.items() for a in ("--set", f"{k}={str(x).lower()}")])
 
     t_sep = median_time(separate, 1, warmup=0)
-    t_fused = median_time(lambda: cli("--variants", json.dumps(variants), "--out", out), 1, warmup=0)
+    t_fused = median_time(lambda: _coop_run(cfg, folder, seeds, "--variants", json.dumps(variants), "--out", out), 1,
+                          warmup=0)
     return {"variants": len(variants), "separate_runs_s": t_sep, "fused_run_s": t_fused, "speedup": t_sep / t_fused}
 
 
